@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a command to completion and captures its standard output; standard error passes through
+/// (exec credential plugins print prompts and diagnostics there). POSIX spawn, so no full Foundation.
+enum ProcessRunner {
+    struct Result: Sendable {
+        var status: Int32
+        var stdout: [UInt8]
+    }
+
+    enum Failure: Error, Sendable { case notFound, spawnFailed(Int32) }
+
+    static func run(_ command: String, arguments: [String], environment: [String: String], inheritStdin: Bool) async throws -> Result {
+        let outcome: Swift.Result<Result, Failure> = await BlockingThread.run {
+            runBlocking(command, arguments: arguments, environment: environment, inheritStdin: inheritStdin)
+        }
+        return try outcome.get()
+    }
+
+    private static func runBlocking(_ command: String, arguments: [String], environment: [String: String], inheritStdin: Bool) -> Swift.Result<Result, Failure> {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { return .failure(.spawnFailed(errno)) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
+        if !inheritStdin { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([command] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+
+        var pid = pid_t()
+        let rc = command.contains("/")
+            ? posix_spawn(&pid, command, &actions, nil, argv, envp)
+            : spawnSearchingPath(&pid, command, &actions, argv, envp, path: environment["PATH"])
+        close(pipeFDs[1])
+        guard rc == 0 else {
+            close(pipeFDs[0])
+            return .failure(rc == ENOENT || rc == EACCES ? .notFound : .spawnFailed(rc))
+        }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            output.append(contentsOf: buffer[0..<n])
+        }
+        close(pipeFDs[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return .success(Result(status: exitCode, stdout: output))
+    }
+
+    /// posix_spawnp searches the parent's PATH; the plugin's environment may carry its own.
+    private static func spawnSearchingPath(
+        _ pid: inout pid_t, _ command: String, _ actions: inout posix_spawn_file_actions_t,
+        _ argv: [UnsafeMutablePointer<CChar>?], _ envp: [UnsafeMutablePointer<CChar>?], path: String?
+    ) -> Int32 {
+        let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
+        for directory in directories {
+            let candidate = "\(directory)/\(command)"
+            if access(candidate, X_OK) == 0 { return posix_spawn(&pid, candidate, &actions, nil, argv, envp) }
+        }
+        return ENOENT
+    }
+}
