@@ -43,7 +43,7 @@ import Testing
         #expect(try YAML.decodeDocuments("---\na: 1\n---\n") == [["a": 1]])
         #expect(try YAML.decodeDocuments("%YAML 1.2\n---\na: 1\n...\n") == [["a": 1]])
         // An explicit null is a document; only empty ones are skipped.
-        #expect(try YAML.decodeDocuments("--- null\n--- ~\n") == [nil, nil])
+        #expect(try YAML.decodeDocuments("--- null\n--- ~\n") == [.null, .null])
         #expect(try YAML.decode("") == .null)
         #expect(try YAML.decode("---\n") == .null)
         #expect(try YAML.decode("---\nx\n---\n") == "x")
@@ -188,7 +188,7 @@ import Testing
 
     static let plainScalars: [(String, JSONValue)] = [
         // null
-        ("null", nil), ("Null", nil), ("NULL", nil), ("~", nil), ("", nil), ("nULL", "nULL"),
+        ("null", .null), ("Null", .null), ("NULL", .null), ("~", .null), ("", .null), ("nULL", "nULL"),
         // bool: YAML 1.2 core only
         ("true", true), ("True", true), ("TRUE", true), ("false", false), ("False", false), ("FALSE", false),
         ("tRUE", "tRUE"), ("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"), ("y", "y"), ("n", "n"),
@@ -379,7 +379,7 @@ import Testing
                 "namespace": "models",
                 "labels": ["app.kubernetes.io/name": "vllm", "chill.dev/managed": "true"],
                 "annotations": ["chill.dev/idle-after": "15m", "chill.dev/last-request": "2024-05-01T10:00:00Z"],
-                "creationTimestamp": nil,
+                "creationTimestamp": .null,
             ],
             "spec": [
                 "replicas": 0,
@@ -487,7 +487,7 @@ import Testing
         #expect(YAML.encode(documents: [[:]]) == "{}\n")
         #expect(YAML.encode([:]) == "{}\n")
         #expect(YAML.encode([]) == "[]\n")
-        #expect(YAML.encode(nil) == "null\n")
+        #expect(YAML.encode(.null) == "null\n")
         #expect(YAML.encode(1.0) == "1.0\n")
         #expect(YAML.encode(["a": 1e100, "b": -0.5, "c": .double(.infinity), "d": .double(-.infinity), "e": .double(.nan)])
             == "a: 1e+100\nb: -0.5\nc: .inf\nd: -.inf\ne: .nan\n")
@@ -558,7 +558,7 @@ import Testing
 
     @Test func scalarRoundTrips() throws {
         var values: [JSONValue] = Self.trickyDoubles.map { .double($0) }
-        values += [0, 1, -1, .int(Int.max), .int(Int.min), 8000, true, false, nil]
+        values += [0, 1, -1, .int(Int.max), .int(Int.min), 8000, true, false, .null]
         var rng = SplitMix64(seed: 42)
         for _ in 0..<2_000 {
             values.append(.double(Double(bitPattern: rng.next())))
@@ -590,7 +590,7 @@ import Testing
     private func randomValue(depth: Int, using rng: inout SplitMix64) -> JSONValue {
         let pick = Int.random(in: 0..<(depth >= 4 ? 6 : 9), using: &rng)
         switch pick {
-        case 0: return nil
+        case 0: return .null
         case 1: return .bool(Bool.random(using: &rng))
         case 2: return .int(Int.random(in: -100_000...100_000, using: &rng))
         case 3: return .double(Self.trickyDoubles.randomElement(using: &rng) ?? 0)

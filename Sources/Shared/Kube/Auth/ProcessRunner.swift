@@ -39,9 +39,16 @@ enum ProcessRunner {
         defer { (argv + envp).forEach { free($0) } }
 
         var pid = pid_t()
-        let rc = command.contains("/")
-            ? posix_spawn(&pid, command, &actions, nil, argv, envp)
-            : spawnSearchingPath(&pid, command, &actions, argv, envp, path: environment["PATH"])
+        var rc: Int32 = 0
+        // ETXTBSY: another thread's fork still holds a just-written script open for writing; it clears
+        // as soon as that child execs, so retry briefly (Go's os/exec does the same).
+        for attempt in 0..<20 {
+            rc = command.contains("/")
+                ? posix_spawn(&pid, command, &actions, nil, argv, envp)
+                : spawnSearchingPath(&pid, command, &actions, argv, envp, path: environment["PATH"])
+            guard rc == ETXTBSY else { break }
+            usleep(useconds_t(5_000 * (attempt + 1)))
+        }
         close(pipeFDs[1])
         guard rc == 0 else {
             close(pipeFDs[0])

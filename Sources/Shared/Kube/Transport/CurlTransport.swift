@@ -126,9 +126,11 @@ public final class CurlTransport: Sendable {
             reusable = false
             if transfer.isCancelled { return CancellationError() }
             let detail = String(cString: errorBuffer)
+            var osErrno = 0
+            chill_getinfo_long(h, CURLINFO_OS_ERRNO, &osErrno)
             return TransportError(
                 url: settings.server, curlCode: Int(code.rawValue),
-                detail: Self.describe(code: code, detail: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail))
+                detail: Self.describe(code: code, osErrno: osErrno, detail: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail))
         }
         if transfer.isStreaming && transfer.isCancelled { reusable = false }
         return nil
@@ -163,9 +165,9 @@ public final class CurlTransport: Sendable {
         }
     }
 
-    private static func describe(code: CURLcode, detail: String) -> String {
+    private static func describe(code: CURLcode, osErrno: Int, detail: String) -> String {
         switch code {
-        case CURLE_COULDNT_CONNECT where detail.lowercased().contains("refused"): "connection refused"
+        case CURLE_COULDNT_CONNECT where osErrno == 111 /* ECONNREFUSED */: "connection refused"
         case CURLE_COULDNT_RESOLVE_HOST: "host not found (\(detail))"
         case CURLE_OPERATION_TIMEDOUT: "timed out (\(detail))"
         case CURLE_PEER_FAILED_VERIFICATION: "the server's certificate is not trusted (\(detail))"
