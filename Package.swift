@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "kubectl-chill", targets: ["kubectl-chill"]),
         .executable(name: "chill-server", targets: ["ChillServer"]),
+        .executable(name: "vllm-sim", targets: ["vllm-sim"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -14,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libcurl and libyaml from Debian's -dev packages; the headers add small
@@ -42,6 +46,22 @@ let package = Package(
                 "Shared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]),
+        // A simulator of vLLM's observable behaviour, for tests, benchmarks and the demo.
+        .executableTarget(
+            name: "vllm-sim",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         // An in-process kube-apiserver look-alike for tests (HTTPS, client certs, tokens).
         .target(
@@ -57,6 +77,9 @@ let package = Package(
             name: "SharedTests",
             dependencies: ["Shared", "KubeTestServer"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "ChillServerTests",
+            dependencies: ["ChillServer", "Shared", "KubeTestServer"]),
         .testTarget(
             name: "KubectlChillTests",
             dependencies: ["kubectl-chill", "Shared", "KubeTestServer"]),

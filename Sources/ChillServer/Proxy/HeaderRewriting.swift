@@ -1,0 +1,53 @@
+import NIOHTTP1
+
+/// RFC 9110 §7.6.1: headers that describe one connection and must not be forwarded.
+enum HeaderRewriting {
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Drops hop-by-hop headers, including any the `Connection` header names.
+    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        let named = headers["connection"].flatMap { $0.split(separator: ",").map { $0.trimmingSpaces.lowercased() } }
+        var drop = hopByHop
+        drop.formUnion(named)
+        // Fast path: most requests carry none of these.
+        guard headers.contains(where: { drop.contains($0.name.lowercased()) }) else { return }
+        for name in drop { headers.remove(name: name) }
+    }
+
+    /// The request as the backend sees it: hop-by-hop headers gone, `X-Forwarded-*` added.
+    static func upstreamRequestHead(_ head: HTTPRequestHead, clientAddress: String?, scheme: String = "http") -> HTTPRequestHead {
+        var head = head
+        removeHopByHop(&head.headers)
+        if let clientAddress {
+            if let existing = head.headers.first(name: "x-forwarded-for") {
+                head.headers.replaceOrAdd(name: "x-forwarded-for", value: "\(existing), \(clientAddress)")
+            } else {
+                head.headers.add(name: "x-forwarded-for", value: clientAddress)
+            }
+        }
+        if !head.headers.contains(name: "x-forwarded-proto") { head.headers.add(name: "x-forwarded-proto", value: scheme) }
+        head.version = .http1_1
+        return head
+    }
+
+    /// The response as the client sees it; NIO's encoder re-frames the body (chunked or Content-Length).
+    static func clientResponseHead(_ head: HTTPResponseHead, keepAlive: Bool) -> HTTPResponseHead {
+        var head = head
+        removeHopByHop(&head.headers)
+        head.version = .http1_1
+        if !keepAlive { head.headers.add(name: "connection", value: "close") }
+        return head
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,72 @@
+import NIOCore
+import NIOHTTP1
+import Shared
+
+/// Errors in the shape OpenAI clients parse: `{"error":{"message","type","code"}}`.
+struct OpenAIError: Sendable {
+    var status: HTTPResponseStatus
+    var message: String
+    var type: String
+    var code: String
+    var retryAfterSeconds: Int?
+
+    var body: [UInt8] {
+        let value: JSONValue = ["error": ["message": .string(message), "type": .string(type), "code": .string(code)]]
+        return Array(value.jsonString().utf8) + [UInt8(ascii: "\n")]
+    }
+
+    var headers: HTTPHeaders {
+        var headers: HTTPHeaders = ["content-type": "application/json"]
+        if let retryAfterSeconds { headers.add(name: "retry-after", value: String(retryAfterSeconds)) }
+        return headers
+    }
+
+    static func wakeFailed(_ failure: WakeFailure, model: String) -> OpenAIError {
+        switch failure {
+        case .timedOut:
+            OpenAIError(status: .serviceUnavailable, message: "model \(model): \(failure)", type: "service_unavailable", code: "model_wake_timeout", retryAfterSeconds: 30)
+        case .backend(let backend):
+            OpenAIError(status: .serviceUnavailable, message: "model \(model): \(failure)", type: "service_unavailable", code: backendCode(backend), retryAfterSeconds: 30)
+        case .stopped:
+            OpenAIError(status: .serviceUnavailable, message: "model \(model): \(failure)", type: "service_unavailable", code: "model_stopped", retryAfterSeconds: 10)
+        }
+    }
+
+    private static func backendCode(_ failure: BackendFailure) -> String {
+        // `CrashLoopBackOff` → `model_crash_loop_back_off`: stable and greppable.
+        var code = "model_"
+        for (i, c) in failure.reason.enumerated() {
+            if c.isUppercase, i > 0 { code += "_" }
+            code += c.lowercased()
+        }
+        return code
+    }
+
+    static func tooManyHeld(limit: Int, model: String) -> OpenAIError {
+        OpenAIError(
+            status: .tooManyRequests, message: "model \(model) is waking and already holds \(limit) requests; retry shortly",
+            type: "rate_limit_error", code: "too_many_held_requests", retryAfterSeconds: 5)
+    }
+
+    static func backendUnavailable(model: String, detail: String) -> OpenAIError {
+        OpenAIError(status: .serviceUnavailable, message: "model \(model) is not reachable: \(detail)", type: "service_unavailable", code: "backend_unavailable", retryAfterSeconds: 5)
+    }
+
+    static func bodyTooLarge(limit: Int) -> OpenAIError {
+        OpenAIError(status: .payloadTooLarge, message: "request body exceeds \(limit) bytes (--max-body-size)", type: "invalid_request_error", code: "request_too_large")
+    }
+
+    static func notFound(_ path: String) -> OpenAIError {
+        OpenAIError(status: .notFound, message: "no route for \(path)", type: "invalid_request_error", code: "not_found")
+    }
+
+    static let unauthorized = OpenAIError(
+        status: .unauthorized, message: "this endpoint needs the admin token: send Authorization: Bearer <token>", type: "authentication_error", code: "invalid_admin_token")
+
+    static func methodNotAllowed(_ method: HTTPMethod, _ path: String) -> OpenAIError {
+        OpenAIError(status: .methodNotAllowed, message: "\(method.rawValue) is not allowed on \(path)", type: "invalid_request_error", code: "method_not_allowed")
+    }
+
+    static let shuttingDown = OpenAIError(
+        status: .serviceUnavailable, message: "chill-server is shutting down", type: "service_unavailable", code: "shutting_down", retryAfterSeconds: 1)
+}

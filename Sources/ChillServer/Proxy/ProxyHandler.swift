@@ -1,0 +1,395 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Everything a connection handler shares with the rest of the server.
+final class ProxyEnvironment: Sendable {
+    let model: any ProxyModel
+    let pool: UpstreamPool
+    let routes: LocalRoutes
+    let metrics: ChillMetrics?
+    let maxBodySize: Int
+    let idleConnectionTimeout: TimeAmount
+    let logger: Logger
+    let shutdown: ShutdownFlag
+
+    init(model: any ProxyModel, pool: UpstreamPool, routes: LocalRoutes, metrics: ChillMetrics?, maxBodySize: Int, idleConnectionTimeout: TimeAmount, logger: Logger, shutdown: ShutdownFlag) {
+        self.model = model
+        self.pool = pool
+        self.routes = routes
+        self.metrics = metrics
+        self.maxBodySize = maxBodySize
+        self.idleConnectionTimeout = idleConnectionTimeout
+        self.logger = logger
+        self.shutdown = shutdown
+    }
+}
+
+/// One client connection: serves chill's own routes, and relays everything else to the backend
+/// part by part — request bodies streamed up, responses (SSE above all) streamed down and flushed
+/// as they arrive, never buffered whole, never deduplicated. A cold request is held (its body
+/// buffered, bounded) while the model wakes.
+final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let env: ProxyEnvironment
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    private var request = RequestInfo()
+    private var idleTimer: Scheduled<Void>?
+    private var requestID = 0
+
+    private enum State {
+        case idle
+        /// A chill-owned route; its (small) body is collected.
+        case local(HTTPRequestHead, ByteBuffer)
+        /// Waiting for a wake, or for an upstream connection; parts are kept to replay.
+        case waiting(head: HTTPRequestHead, parts: [IOData], ended: Bool)
+        /// Relaying.
+        case streaming(UpstreamConnection)
+        /// An answer is being written; the rest of the request is ignored.
+        case discarding
+    }
+
+    private struct RequestInfo {
+        var start: NIODeadline = .now()
+        var keepAlive = true
+        var countedInFlight = false
+        var bufferedBytes = 0
+        var requestEnded = false
+        var responseStarted = false
+        var responseStatus = 0
+        var upstreamKeepAlive = true
+        /// A copy of a small, complete request, to retry once on a fresh connection when a pooled
+        /// one turns out to be closed before answering.
+        var replay: (HTTPRequestHead, [IOData])?
+        var retried = false
+        var clientAddress: String?
+    }
+
+    init(environment: ProxyEnvironment) {
+        self.env = environment
+    }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleTimer()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        abandonRequest()
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): receiveHead(head)
+        case .body(let body): receiveBody(body)
+        case .end: receiveEnd()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The client reads slower than the backend writes: stop reading the backend until it catches up.
+        if case .streaming(let upstream) = state {
+            upstream.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        env.logger.debug("client connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: - Request parts
+
+    private func receiveHead(_ head: HTTPRequestHead) {
+        idleTimer?.cancel()
+        requestID += 1
+        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, clientAddress: context?.channel.remoteAddress?.ipAddress)
+        if env.shutdown.isSet {
+            request.keepAlive = false
+            return respond(OpenAIError.shuttingDown)
+        }
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        switch env.routes.route(for: head) {
+        case .local:
+            state = .local(head, context?.channel.allocator.buffer(capacity: 0) ?? ByteBuffer())
+        case .proxy(let countsAsActivity):
+            var upstreamHead = HeaderRewriting.upstreamRequestHead(head, clientAddress: request.clientAddress)
+            upstreamHead.headers.remove(name: "expect")
+            state = .waiting(head: upstreamHead, parts: [], ended: false)
+            if !countsAsActivity {
+                // `/metrics` while the model serves: relayed, but not activity that keeps GPUs awake.
+                connectUpstream()
+            } else if env.model.enterIfReady() {
+                request.countedInFlight = true
+                connectUpstream()
+            } else {
+                hold()
+            }
+        case .unavailable(let error):
+            respond(error)
+        }
+    }
+
+    private func receiveBody(_ body: ByteBuffer) {
+        switch state {
+        case .local(let head, var buffer):
+            guard buffer.readableBytes + body.readableBytes <= 1 << 20 else { return respond(OpenAIError.bodyTooLarge(limit: 1 << 20)) }
+            var body = body
+            buffer.writeBuffer(&body)
+            state = .local(head, buffer)
+        case .waiting(let head, var parts, let ended):
+            request.bufferedBytes += body.readableBytes
+            guard request.bufferedBytes <= env.maxBodySize else { return respond(OpenAIError.bodyTooLarge(limit: env.maxBodySize)) }
+            parts.append(.byteBuffer(body))
+            state = .waiting(head: head, parts: parts, ended: ended)
+        case .streaming(let upstream):
+            if request.replay != nil {
+                request.bufferedBytes += body.readableBytes
+                if request.bufferedBytes <= 64 * 1024 { request.replay?.1.append(.byteBuffer(body)) } else { request.replay = nil }
+            }
+            upstream.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+        case .idle, .discarding:
+            break
+        }
+    }
+
+    private func receiveEnd() {
+        request.requestEnded = true
+        switch state {
+        case .local(let head, let body):
+            state = .discarding
+            runLocal(head, body: body)
+        case .waiting(let head, let parts, _):
+            state = .waiting(head: head, parts: parts, ended: true)
+        case .streaming(let upstream):
+            upstream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        case .idle, .discarding:
+            break
+        }
+    }
+
+    // MARK: - Cold path: hold until the model serves
+
+    private func hold() {
+        guard let context else { return }
+        let id = requestID
+        let model = env.model
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let task = Task {
+            let result: Result<Void, any Error>
+            do { try await model.admit(); result = .success(()) } catch { result = .failure(error) }
+            bound.eventLoop.execute {
+                bound.value.admissionFinished(id: id, result: result)
+            }
+        }
+        admission = task
+    }
+
+    private var admission: Task<Void, Never>?
+
+    private func admissionFinished(id: Int, result: Result<Void, any Error>) {
+        admission = nil
+        guard id == requestID, context != nil, case .waiting = state else {
+            // The client left while we waited; give the slot back.
+            if case .success = result { env.model.exit() }
+            return
+        }
+        switch result {
+        case .success:
+            request.countedInFlight = true
+            connectUpstream()
+        case .failure(AdmissionError.tooManyHeld(let limit)):
+            respond(OpenAIError.tooManyHeld(limit: limit, model: env.model.name))
+        case .failure(AdmissionError.wakeFailed(let failure)):
+            respond(OpenAIError.wakeFailed(failure, model: env.model.name))
+        case .failure(let error):
+            respond(OpenAIError.backendUnavailable(model: env.model.name, detail: "\(error)"))
+        }
+    }
+
+    // MARK: - Relaying
+
+    private func connectUpstream() {
+        guard let context else { return }
+        let id = requestID
+        env.pool.lease(env.model.target, on: context.eventLoop).whenComplete { [self] result in
+            guard id == requestID, self.context != nil, case .waiting(let head, let parts, let ended) = state else {
+                if case .success(let connection) = result { env.pool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                startStreaming(connection, head: head, parts: parts, ended: ended)
+            case .failure(let error):
+                respond(OpenAIError.backendUnavailable(model: env.model.name, detail: "\(error)"))
+            }
+        }
+    }
+
+    private func startStreaming(_ connection: UpstreamConnection, head: HTTPRequestHead, parts: [IOData], ended: Bool) {
+        state = .streaming(connection)
+        connection.handler.delegate = self
+        if !request.retried, request.bufferedBytes <= 64 * 1024 { request.replay = (head, parts) }
+        let channel = connection.channel
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        for part in parts { channel.write(HTTPClientRequestPart.body(part), promise: nil) }
+        if ended { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
+        channel.flush()
+        if let context, !context.channel.isWritable { channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
+    }
+
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        guard let context, case .streaming(let upstream) = state else { return }
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 { return }  // 1xx: we answered Expect ourselves
+            request.responseStarted = true
+            request.replay = nil
+            request.responseStatus = Int(head.status.code)
+            request.upstreamKeepAlive = head.isKeepAlive
+            context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive))), promise: nil)
+        case .body(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        case .end(let trailers):
+            upstream.handler.delegate = nil
+            if request.requestEnded && request.upstreamKeepAlive { env.pool.release(upstream) } else { upstream.channel.close(promise: nil) }
+            state = .idle
+            finishResponse(.end(trailers))
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        context?.channel.setOption(ChannelOptions.autoRead, value: writable).whenComplete { _ in }
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard case .streaming = state else { return }
+        if !request.responseStarted {
+            // A pooled connection the backend had closed: replay once on a fresh one.
+            if let (head, parts) = request.replay, !request.retried {
+                request.retried = true
+                request.replay = nil
+                state = .waiting(head: head, parts: parts, ended: request.requestEnded)
+                return connectUpstream()
+            }
+            state = .discarding
+            respond(OpenAIError.backendUnavailable(model: env.model.name, detail: error.map { "\($0)" } ?? "connection closed before a response"))
+        } else {
+            // Mid-response: the only honest signal left is to close the client connection.
+            state = .discarding
+            endRequest()
+            context?.close(promise: nil)
+        }
+    }
+
+    // MARK: - Local routes and answers
+
+    private func runLocal(_ head: HTTPRequestHead, body: ByteBuffer) {
+        guard let context else { return }
+        let id = requestID
+        let routes = env.routes
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        Task {
+            let response = await routes.handle(head, body: body)
+            bound.eventLoop.execute {
+                let handler = bound.value
+                guard id == handler.requestID else { return }
+                handler.writeLocal(response)
+            }
+        }
+    }
+
+    private func writeLocal(_ response: LocalResponse, recordMetrics: Bool = false) {
+        guard let context else { return }
+        var headers = response.headers
+        headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+        if !request.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        request.responseStatus = Int(response.status.code)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        finishResponse(.end(nil), recordMetrics: recordMetrics)
+    }
+
+    private func respond(_ error: OpenAIError) {
+        admission?.cancel()
+        admission = nil
+        state = .discarding
+        if error.status == .payloadTooLarge { request.keepAlive = false }
+        writeLocal(LocalResponse(status: error.status, headers: error.headers, body: error.body), recordMetrics: true)
+    }
+
+    private func finishResponse(_ end: HTTPServerResponsePart, recordMetrics: Bool = true) {
+        guard let context else { return }
+        let keepAlive = request.keepAlive && !env.shutdown.isSet
+        let closeAfter = !keepAlive || !request.requestEnded
+        context.writeAndFlush(wrapOutboundOut(end)).whenComplete { [weak self] _ in
+            if closeAfter { self?.context?.close(promise: nil) }
+        }
+        if recordMetrics { env.metrics?.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds)) }
+        endRequest()
+        if case .discarding = state, !request.requestEnded { return }  // the rest of the body is dropped, then we close
+        state = .idle
+        armIdleTimer()
+    }
+
+    /// The request is over (answered, failed or abandoned): leave the in-flight count once.
+    private func endRequest() {
+        if request.countedInFlight {
+            request.countedInFlight = false
+            env.model.exit()
+        }
+    }
+
+    /// The client went away: cancel whatever works for it, upstream first.
+    private func abandonRequest() {
+        admission?.cancel()
+        admission = nil
+        if case .streaming(let upstream) = state {
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+        }
+        state = .idle
+        endRequest()
+    }
+
+    private func armIdleTimer() {
+        guard let context else { return }
+        idleTimer?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: env.idleConnectionTimeout) {
+            let handler = bound.value
+            if case .idle = handler.state { handler.context?.close(promise: nil) }
+        }
+    }
+}
+
+extension SocketAddress {
+    var ipAddress: String? {
+        switch self {
+        case .v4(let a): a.host
+        case .v6(let a): a.host
+        default: nil
+        }
+    }
+}

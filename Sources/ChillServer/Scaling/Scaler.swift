@@ -1,0 +1,313 @@
+import Logging
+
+/// Settings of one model's scaling.
+struct ScalingPolicy: Sendable {
+    var model: String
+    var idleTimeout: Duration = .seconds(300)
+    var wakeTimeout: Duration = .seconds(600)
+    /// Requests held while waking; past this, 429 + Retry-After.
+    var maxHeld = 1000
+    /// After a failed wake, new requests fail at once with the same cause for this long, instead of
+    /// starting a crash-looping model again for every request.
+    var failureCooldown: Duration = .seconds(10)
+    /// GPUs freed while scaled down, for the savings figure.
+    var gpus = 1
+}
+
+/// Why a request could not be admitted.
+enum AdmissionError: Error, Sendable, Equatable {
+    case tooManyHeld(limit: Int)
+    case wakeFailed(WakeFailure)
+}
+
+/// Owns one model's lifecycle: turns demand, backend observations and timers into `ModelLifecycle`
+/// events, carries out their effects, and holds cold requests until the model serves.
+actor Scaler<C: Clock> where C.Duration == Duration {
+    nonisolated let policy: ScalingPolicy
+    nonisolated let gate: ActivityGate<C>
+    nonisolated let backend: any Backend
+    private let clock: C
+    private let logger: Logger
+    private let metrics: ChillMetrics?
+
+    private(set) var phase: ModelPhase = .scaledDown
+    private(set) var backendStatus = BackendStatus()
+    private var observedBackend = false
+    private var held: [Int: CheckedContinuation<Void, any Error>] = [:]
+    private var nextHeldID = 0
+    private var wakeGeneration = 0
+    private var wakeStartedAt: C.Instant?
+    private var lastFailure: (failure: WakeFailure, at: C.Instant)?
+    private var stopWhenIdle = false
+    private var phaseSince: C.Instant
+    private var stats = WakeStats()
+    private let startedAt: C.Instant
+
+    init(policy: ScalingPolicy, backend: any Backend, clock: C, logger: Logger, metrics: ChillMetrics? = nil) {
+        self.policy = policy
+        self.backend = backend
+        self.clock = clock
+        self.logger = logger
+        self.metrics = metrics
+        self.gate = ActivityGate(clock: clock)
+        self.phaseSince = clock.now
+        self.startedAt = clock.now
+    }
+
+    // MARK: - Running
+
+    /// Follows the backend and the idle timer until cancelled.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.followBackend() }
+            group.addTask { await self.idleLoop() }
+            await group.next()
+            group.cancelAll()
+        }
+        failAllHeld(.stopped)
+    }
+
+    private func followBackend() async {
+        for await status in backend.statusUpdates() {
+            observe(status)
+        }
+    }
+
+    /// Sleeps until the idle deadline, and checks again; wakes early only to re-arm when the last
+    /// request ends. Never fires while anything is in flight, held, or still pending.
+    private func idleLoop() async {
+        var signals = gate.idleSignals.makeAsyncIterator()
+        while !Task.isCancelled {
+            let snapshot = gate.snapshot
+            if phase == .ready, snapshot.inFlight == 0, held.isEmpty, backendStatus.pendingReplicas == 0 {
+                let deadline = snapshot.lastActivity.advanced(by: policy.idleTimeout)
+                if clock.now >= deadline {
+                    handle(.idleExpired, reason: "idle for \(policy.idleTimeout.formattedSeconds)")
+                    continue
+                }
+                do { try await clock.sleep(until: deadline, tolerance: nil) } catch { return }
+            } else {
+                guard await signals.next() != nil else { return }
+            }
+        }
+    }
+
+    // MARK: - Requests
+
+    /// For a cold request: starts a wake if needed and returns once the model serves. Counts the
+    /// request in flight before returning. Throws `AdmissionError`, or `CancellationError` when the
+    /// client went away (the held slot is released at once).
+    func admit() async throws {
+        if gate.enterIfReady() { return }
+        if phase == .failed, let lastFailure, clock.now < lastFailure.at.advanced(by: policy.failureCooldown) {
+            throw AdmissionError.wakeFailed(lastFailure.failure)
+        }
+        guard held.count < policy.maxHeld else { throw AdmissionError.tooManyHeld(limit: policy.maxHeld) }
+        let id = nextHeldID
+        nextHeldID += 1
+        gate.touch()
+        do {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    if Task.isCancelled { continuation.resume(throwing: CancellationError()); return }
+                    held[id] = continuation
+                    metrics?.setHeld(held.count)
+                    handle(.demand, reason: "request")
+                }
+            } onCancel: {
+                Task { await self.releaseHeld(id) }
+            }
+        } catch let failure as WakeFailure {
+            throw AdmissionError.wakeFailed(failure)
+        }
+    }
+
+    private func releaseHeld(_ id: Int) {
+        guard let continuation = held.removeValue(forKey: id) else { return }
+        metrics?.setHeld(held.count)
+        continuation.resume(throwing: CancellationError())
+    }
+
+    /// `POST /proxy/operations/start`, `kubectl chill start`.
+    func start() {
+        stopWhenIdle = false
+        gate.touch()
+        handle(.demand, reason: "start requested")
+    }
+
+    /// `POST /proxy/operations/stop`: scale down once in-flight requests finish, or at once with `force`.
+    func stop(force: Bool) {
+        if force || gate.snapshot.inFlight == 0 {
+            stopWhenIdle = false
+            handle(.stopRequested, reason: force ? "forced stop" : "stop requested")
+        } else {
+            stopWhenIdle = true
+            Task { await self.stopAfterInFlight() }
+        }
+    }
+
+    private func stopAfterInFlight() async {
+        var signals = gate.idleSignals.makeAsyncIterator()
+        while stopWhenIdle, gate.snapshot.inFlight > 0 {
+            guard await signals.next() != nil else { return }
+        }
+        if stopWhenIdle {
+            stopWhenIdle = false
+            handle(.stopRequested, reason: "stop requested, in-flight requests finished")
+        }
+    }
+
+    // MARK: - Backend observations
+
+    func hasObservedBackend() -> Bool { observedBackend }
+
+    func observe(_ status: BackendStatus) {
+        observedBackend = true
+        let previous = backendStatus
+        backendStatus = status
+        if status != previous, let notice = status.notice, notice != previous.notice {
+            logger.info("backend notice", metadata: ["model": "\(policy.model)", "notice": "\(notice)"])
+        }
+        if status.isServing {
+            handle(.backendReady, reason: "backend ready")
+        } else if let failure = status.failure, phase == .waking || phase == .ready {
+            handle(.backendFailed(failure), reason: failure.description)
+        } else if phase == .ready, status.desiredReplicas > 0 {
+            handle(.backendLost, reason: "backend stopped serving")
+        } else if status.desiredReplicas == 0, status.readyReplicas == 0, status.pendingReplicas == 0 {
+            handle(.drained, reason: "backend at zero replicas")
+        } else if phase == .scaledDown, status.desiredReplicas > 0, status.failure == nil {
+            // Scaled up by someone else (kubectl, a previous chill): follow it as a wake.
+            handle(.demand, reason: "backend scaled up externally")
+        }
+    }
+
+    // MARK: - The state machine
+
+    private func handle(_ event: LifecycleEvent, reason: String) {
+        guard let (next, effects) = ModelLifecycle.next(from: phase, on: event) else { return }
+        let previous = phase
+        if next != previous {
+            let now = clock.now
+            if previous == .scaledDown { stats.scaledDownSeconds += phaseSince.duration(to: now).seconds }
+            phase = next
+            phaseSince = now
+            gate.setReady(next == .ready)
+            metrics?.setState(next)
+            logger.info(
+                "model \(previous.rawValue) → \(next.rawValue)",
+                metadata: ["model": "\(policy.model)", "reason": "\(reason)", "backend": "\(backend.name)"])
+        }
+        for effect in effects { perform(effect) }
+    }
+
+    private func perform(_ effect: LifecycleEffect) {
+        switch effect {
+        case .scaleUp:
+            wakeStartedAt = clock.now
+            scale(to: 1)
+        case .scaleDown:
+            scale(to: 0)
+        case .startWakeTimer:
+            wakeGeneration += 1
+            let generation = wakeGeneration
+            let timeout = policy.wakeTimeout
+            let clock = self.clock
+            Task {
+                try await clock.sleep(for: timeout)
+                await self.wakeTimerFired(generation)
+            }
+        case .releaseHeld:
+            recordWake(result: nil)
+            let waiting = held
+            held.removeAll()
+            metrics?.setHeld(0)
+            for (_, continuation) in waiting {
+                gate.enter()
+                continuation.resume()
+            }
+        case .failHeld(let failure):
+            recordWake(result: failure)
+            lastFailure = (failure, clock.now)
+            failAllHeld(failure)
+        }
+    }
+
+    private func failAllHeld(_ failure: WakeFailure) {
+        let waiting = held
+        held.removeAll()
+        metrics?.setHeld(0)
+        for (_, continuation) in waiting { continuation.resume(throwing: failure) }
+    }
+
+    private func wakeTimerFired(_ generation: Int) {
+        guard generation == wakeGeneration, phase == .waking else { return }
+        handle(.wakeTimedOut(after: policy.wakeTimeout), reason: "wake timeout")
+    }
+
+    private func recordWake(result failure: WakeFailure?) {
+        guard let started = wakeStartedAt else { return }
+        wakeStartedAt = nil
+        let seconds = started.duration(to: clock.now).seconds
+        if let failure {
+            stats.failedWakes += 1
+            metrics?.recordWake(result: failure.resultLabel, seconds: nil)
+        } else {
+            stats.wakes += 1
+            stats.lastWakeSeconds = seconds
+            stats.totalWakeSeconds += seconds
+            metrics?.recordWake(result: "success", seconds: seconds)
+        }
+    }
+
+    private func scale(to replicas: Int) {
+        let backend = self.backend
+        let logger = self.logger
+        Task {
+            do { try await backend.scale(to: replicas) } catch {
+                logger.error("scaling failed", metadata: ["replicas": "\(replicas)", "error": "\(error)"])
+                await self.scaleFailed(replicas: replicas, error: error)
+            }
+        }
+    }
+
+    private func scaleFailed(replicas: Int, error: any Error) {
+        guard replicas > 0 else { return }
+        handle(.backendFailed(BackendFailure(reason: "ScaleFailed", message: "\(error)")), reason: "scale request failed")
+    }
+
+    // MARK: - Reporting
+
+    func snapshot() -> ScalerSnapshot {
+        let now = clock.now
+        let gateState = gate.snapshot
+        var stats = self.stats
+        if phase == .scaledDown { stats.scaledDownSeconds += phaseSince.duration(to: now).seconds }
+        let idle = gateState.inFlight > 0 || !held.isEmpty ? 0 : gateState.lastActivity.duration(to: now).seconds
+        return ScalerSnapshot(
+            phase: phase, inFlight: gateState.inFlight, held: held.count, idleSeconds: max(0, idle),
+            phaseSeconds: phaseSince.duration(to: now).seconds, uptimeSeconds: startedAt.duration(to: now).seconds,
+            stats: stats, backend: backendStatus, lastFailure: lastFailure.map { "\($0.failure)" })
+    }
+}
+
+struct WakeStats: Sendable {
+    var wakes = 0
+    var failedWakes = 0
+    var lastWakeSeconds: Double?
+    var totalWakeSeconds = 0.0
+    var scaledDownSeconds = 0.0
+}
+
+/// A model's state for `/proxy/stats` and the metrics scrape.
+struct ScalerSnapshot: Sendable {
+    var phase: ModelPhase
+    var inFlight: Int
+    var held: Int
+    var idleSeconds: Double
+    var phaseSeconds: Double
+    var uptimeSeconds: Double
+    var stats: WakeStats
+    var backend: BackendStatus
+    var lastFailure: String?
+}
