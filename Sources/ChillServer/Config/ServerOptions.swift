@@ -1,0 +1,165 @@
+import ArgumentParser
+import Shared
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// chill-server's flags. Each has an environment fallback, keeping vllm-chill's names
+/// (`VLLM_NAMESPACE`, `VLLM_DEPLOYMENT`, `VLLM_TARGET`, `VLLM_PORT`, `IDLE_TIMEOUT`, `PORT`) so its
+/// users' manifests carry over. Invalid values stop the server at startup with one clear line.
+struct ServerOptions: ParsableArguments {
+    enum BackendKind: String, ExpressibleByArgument, CaseIterable {
+        case kubernetes, process
+    }
+
+    @Option(help: "What to scale: kubernetes (a Deployment) or process (a local command). Default: kubernetes inside a cluster, else process.")
+    var backend: BackendKind?
+
+    @Option(help: "Address to listen on.")
+    var host: String = "0.0.0.0"
+
+    @Option(help: "Port to listen on (env PORT).")
+    var port: Int?
+
+    @Option(help: "The model name clients send and /v1/models lists (env MODEL_ID).")
+    var servedModelName: String?
+
+    @Option(help: "Namespace of the vLLM Deployment (env VLLM_NAMESPACE; default: the pod's namespace).")
+    var namespace: String?
+
+    @Option(help: "The vLLM Deployment to scale (env VLLM_DEPLOYMENT).")
+    var deployment: String?
+
+    @Option(help: "Host of the vLLM Service or process (env VLLM_TARGET).")
+    var targetHost: String?
+
+    @Option(help: "Port of vLLM (env VLLM_PORT).")
+    var targetPort: Int?
+
+    @Option(help: "Scale to zero after this long with no request in flight, e.g. 5m (env IDLE_TIMEOUT).")
+    var idleTimeout: String?
+
+    @Option(help: "How long a request is held while the model wakes, e.g. 10m (env WAKE_TIMEOUT).")
+    var wakeTimeout: String?
+
+    @Option(help: "Requests held during a wake before answering 429 (env MAX_HELD).")
+    var maxHeld: Int?
+
+    @Option(help: "Largest request body buffered while a request is held, in bytes (env MAX_BODY_SIZE).")
+    var maxBodySize: Int?
+
+    @Option(help: "Command that starts vLLM for --backend process, e.g. \"vllm serve Qwen/Qwen3-0.6B --port 8000\".")
+    var command: String?
+
+    @Option(help: "Where the process backend writes the command's output.")
+    var logFile: String = "chill-backend.log"
+
+    @Option(help: "Time a stopping process gets between SIGTERM and SIGKILL.")
+    var stopGrace: String = "30s"
+
+    @Option(help: "Bearer token required by POST /proxy/operations/* (env CHILL_ADMIN_TOKEN). Set one.")
+    var adminToken: String?
+
+    @Option(help: "Time in-flight requests get to finish on SIGTERM.")
+    var shutdownGrace: String = "30s"
+
+    @Option(help: "Close client connections idle this long (also bounds slow request headers).")
+    var idleConnectionTimeout: String = "75s"
+
+    @Option(help: "GPUs the model uses, for the GPU-seconds-freed figure.")
+    var gpus: Int = 1
+
+    @Option(help: "kubeconfig to use outside a cluster (default: in-cluster, then KUBECONFIG, then ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "kubeconfig context to use.")
+    var context: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+}
+
+/// The validated configuration the server runs with.
+struct ServerConfig: Sendable {
+    var backend: ServerOptions.BackendKind
+    var host: String
+    var port: Int
+    var servedModelName: String
+    var namespace: String?
+    var deployment: String
+    var target: UpstreamTarget
+    var idleTimeout: Duration
+    var wakeTimeout: Duration
+    var maxHeld: Int
+    var maxBodySize: Int
+    var command: String?
+    var logFile: String
+    var stopGrace: Duration
+    var adminToken: String?
+    var shutdownGrace: Duration
+    var idleConnectionTimeout: Duration
+    var gpus: Int
+    var kubeconfig: String?
+    var context: String?
+    var logLevel: String
+
+    struct Invalid: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(_ o: ServerOptions, environment env: [String: String]) throws {
+        func duration(_ flag: String, _ value: String) throws -> Duration {
+            do {
+                let d = try GoDuration.parse(value)
+                guard d > .zero else { throw Invalid(description: "") }
+                return d
+            } catch {
+                throw Invalid(description: "--\(flag) \"\(value)\" is not a positive duration — use e.g. 30s, 5m or 1h30m")
+            }
+        }
+        func integer(_ flag: String, _ value: Int?, _ envName: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+            var result = fallback
+            if let value { result = value } else if let text = env[envName], !text.isEmpty {
+                guard let parsed = Int(text) else { throw Invalid(description: "\(envName)=\"\(text)\" is not a number — set --\(flag)") }
+                result = parsed
+            }
+            guard range.contains(result) else { throw Invalid(description: "--\(flag) \(result) is out of range \(range.lowerBound)...\(range.upperBound)") }
+            return result
+        }
+
+        let inCluster = env["KUBERNETES_SERVICE_HOST"].map { !$0.isEmpty } ?? false
+        backend = o.backend ?? (inCluster ? .kubernetes : .process)
+        host = o.host
+        port = try integer("port", o.port, "PORT", default: 8080, range: 0...65535)
+        deployment = o.deployment ?? env["VLLM_DEPLOYMENT"] ?? "vllm"
+        namespace = o.namespace ?? env["VLLM_NAMESPACE"]
+        servedModelName = o.servedModelName ?? env["MODEL_ID"] ?? deployment
+        let targetHost = o.targetHost ?? env["VLLM_TARGET"] ?? (backend == .process ? "127.0.0.1" : deployment)
+        let targetPort = try integer("target-port", o.targetPort, "VLLM_PORT", default: 8000, range: 1...65535)
+        target = UpstreamTarget(host: targetHost, port: targetPort)
+        idleTimeout = try duration("idle-timeout", o.idleTimeout ?? env["IDLE_TIMEOUT"] ?? "5m")
+        wakeTimeout = try duration("wake-timeout", o.wakeTimeout ?? env["WAKE_TIMEOUT"] ?? "10m")
+        maxHeld = try integer("max-held", o.maxHeld, "MAX_HELD", default: 1000, range: 1...1_000_000)
+        maxBodySize = try integer("max-body-size", o.maxBodySize, "MAX_BODY_SIZE", default: 32 << 20, range: 1024...(1 << 30))
+        command = o.command
+        logFile = o.logFile
+        stopGrace = try duration("stop-grace", o.stopGrace)
+        let token = o.adminToken ?? env["CHILL_ADMIN_TOKEN"]
+        adminToken = token?.isEmpty == false ? token : nil
+        shutdownGrace = try duration("shutdown-grace", o.shutdownGrace)
+        idleConnectionTimeout = try duration("idle-connection-timeout", o.idleConnectionTimeout)
+        guard o.gpus >= 0 else { throw Invalid(description: "--gpus must be 0 or more") }
+        gpus = o.gpus
+        kubeconfig = o.kubeconfig
+        context = o.context
+        logLevel = o.logLevel
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw Invalid(description: "--log-level \"\(logLevel)\" is not one of trace, debug, info, notice, warning, error")
+        }
+        if backend == .process, command?.isEmpty ?? true {
+            throw Invalid(description: "--backend process needs --command, e.g. --command \"vllm serve Qwen/Qwen3-0.6B --port 8000\"")
+        }
+    }
+}
