@@ -53,6 +53,9 @@ final class ActivityGate<C: Clock>: Sendable where C.Duration == Duration {
         state.withLock { $0.lastActivity = now }
     }
 
+    /// Something else the idle decision depends on changed (pending replicas, held requests).
+    func nudge() { idleSignal.yield() }
+
     func setReady(_ ready: Bool) {
         state.withLock { $0.isReady = ready }
         idleSignal.yield()

@@ -125,6 +125,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
     private func releaseHeld(_ id: Int) {
         guard let continuation = held.removeValue(forKey: id) else { return }
         metrics?.setHeld(held.count)
+        if held.isEmpty { gate.nudge() }
         continuation.resume(throwing: CancellationError())
     }
 
@@ -165,6 +166,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
         observedBackend = true
         let previous = backendStatus
         backendStatus = status
+        if status.pendingReplicas != previous.pendingReplicas { gate.nudge() }
         if status != previous, let notice = status.notice, notice != previous.notice {
             logger.info("backend notice", metadata: ["model": "\(policy.model)", "notice": "\(notice)"])
         }
