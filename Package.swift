@@ -75,8 +75,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["Shared", "KubeTestServer"],
-            resources: [.copy("Fixtures")]),
+            dependencies: ["Shared", "KubeTestServer"]),
         .testTarget(
             name: "ChillServerTests",
             dependencies: ["ChillServer", "Shared", "KubeTestServer"]),

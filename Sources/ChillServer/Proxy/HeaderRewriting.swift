@@ -7,15 +7,25 @@ enum HeaderRewriting {
         "proxy-authenticate", "proxy-authorization",
     ]
 
-    /// Drops hop-by-hop headers, including any the `Connection` header names.
+    /// Drops hop-by-hop headers, including any the `Connection` header names. Allocation-free
+    /// when there are none (the common case on the hot path).
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        var found = false
+        for header in headers where isHopByHop(header.name) { found = true; break }
+        guard found else { return }
         let named = headers["connection"].flatMap { $0.split(separator: ",").map { $0.trimmingSpaces.lowercased() } }
-        var drop = hopByHop
-        drop.formUnion(named)
-        // Fast path: most requests carry none of these.
-        guard headers.contains(where: { drop.contains($0.name.lowercased()) }) else { return }
-        for name in drop { headers.remove(name: name) }
+        for name in hopByHop.union(named) { headers.remove(name: name) }
     }
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        // Compare case-insensitively without lowercasing (no allocation).
+        for candidate in hopByHopList where candidate.utf8.count == name.utf8.count {
+            if zip(candidate.utf8, name.utf8).allSatisfy({ $0 == ($1 | 0x20) || $0 == $1 }) { return true }
+        }
+        return false
+    }
+
+    private static let hopByHopList = Array(hopByHop)
 
     /// The request as the backend sees it: hop-by-hop headers gone, `X-Forwarded-*` added.
     static func upstreamRequestHead(_ head: HTTPRequestHead, clientAddress: String?, scheme: String = "http") -> HTTPRequestHead {

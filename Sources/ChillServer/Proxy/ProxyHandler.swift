@@ -114,7 +114,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: - Request parts
 
     private func receiveHead(_ head: HTTPRequestHead) {
-        idleTimer?.cancel()
+        idleSince = nil
         requestID += 1
         request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, clientAddress: context?.channel.remoteAddress?.ipAddress)
         if env.shutdown.isSet {
@@ -373,13 +373,24 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         endRequest()
     }
 
+    /// Closes the connection after `idleConnectionTimeout` without a request. One timer per
+    /// connection, re-armed lazily when it fires, so keep-alive requests don't each schedule one.
     private func armIdleTimer() {
-        guard let context else { return }
-        idleTimer?.cancel()
+        idleSince = .now()
+        guard idleTimer == nil, let context else { return }
+        scheduleIdleCheck(in: env.idleConnectionTimeout, context: context)
+    }
+
+    private var idleSince: NIODeadline? = .now()
+
+    private func scheduleIdleCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: env.idleConnectionTimeout) {
+        idleTimer = context.eventLoop.scheduleTask(in: delay) {
             let handler = bound.value
-            if case .idle = handler.state { handler.context?.close(promise: nil) }
+            handler.idleTimer = nil
+            guard case .idle = handler.state, let since = handler.idleSince, let context = handler.context else { return }
+            let remaining = since + handler.env.idleConnectionTimeout - .now()
+            if remaining <= .zero { context.close(promise: nil) } else { handler.scheduleIdleCheck(in: remaining, context: context) }
         }
     }
 }
