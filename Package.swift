@@ -81,6 +81,7 @@ let package = Package(
             dependencies: ["ChillServer", "Shared", "KubeTestServer"]),
         .testTarget(
             name: "KubectlChillTests",
-            dependencies: ["kubectl-chill", "Shared", "KubeTestServer"]),
+            dependencies: ["kubectl-chill", "Shared", "KubeTestServer"],
+            exclude: ["Golden"]),
     ]
 )

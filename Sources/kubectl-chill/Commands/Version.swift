@@ -18,8 +18,8 @@ extension KubectlChill {
 
         func run() async throws {
             switch output {
-            case .text: print("kubectl-chill \(ChillVersion.current)")
-            case .json: print(JSONValue.object(["clientVersion": .string(ChillVersion.current)]).jsonString(pretty: true))
+            case .text: Console.current.out("kubectl-chill \(ChillVersion.current)")
+            case .json: Console.current.out(JSONValue.object(["clientVersion": .string(ChillVersion.current)]).jsonString(pretty: true))
             }
         }
     }

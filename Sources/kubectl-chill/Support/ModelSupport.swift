@@ -1,0 +1,189 @@
+import ArgumentParser
+import Shared
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The names kubectl-chill and chill-server agree on (docs/CLI.md, "The contract with chill-server").
+enum ChillContract {
+    /// ConfigMap in the install namespace holding the active model.
+    static let stateConfigMap = "chill-state"
+    static let activeModelKey = "activeModel"
+    static let switchedAtKey = "switchedAt"
+    /// The server-side apply field manager of every write the plugin makes.
+    static let fieldManager = "kubectl-chill"
+
+    /// Start/stop intents, written on the VLLMModel with a merge patch.
+    static let requestedStateAnnotation = "chill.dev/requested-state"
+    static let requestedAtAnnotation = "chill.dev/requested-at"
+    static let stopModeAnnotation = "chill.dev/stop-mode"
+
+    /// Pod label of a model's workload.
+    static let modelLabel = "chill.dev/model"
+    /// The proxy's Deployment in the install namespace.
+    static let proxyDeployment = "chill-server"
+
+    /// The Deployment chill-server creates for a model, in the install namespace.
+    static func deploymentName(model: String) -> String { "vllm-\(model)" }
+}
+
+/// "Now" for ages and idle timers. Tests pin it with `CLIClock.$fixedNow.withValue(date) { … }`.
+enum CLIClock {
+    @TaskLocal static var fixedNow: Date?
+    static var now: Date { fixedNow ?? Date() }
+}
+
+/// Model lookups shared by the model commands, with the one-line errors they print.
+enum ModelLookup {
+    /// Every VLLMModel, sorted by name. A cluster without the CRD is an error that says to install chill.
+    static func all(_ client: KubeClient) async throws -> [VLLMModel] {
+        do {
+            return try await client.api(VLLMModel.self).listAll().items.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
+        } catch let error as KubeError where error.isNotFound {
+            throw notInstalled
+        }
+    }
+
+    static var notInstalled: CLIError {
+        CLIError("the VLLMModel resource (\(VLLMModelCRD.name)) is not installed in this cluster", hint: "install chill with: kubectl chill install")
+    }
+
+    /// The model, or an error that names the ones that exist.
+    static func get(_ name: String, _ client: KubeClient) async throws -> VLLMModel {
+        do { return try await client.api(VLLMModel.self).get(name) } catch let error as KubeError where error.isNotFound {
+            throw try await unknown(name, client)
+        }
+    }
+
+    /// `model "x" not found — known models: a, b` (or how to create one when there are none).
+    static func unknown(_ name: String, _ client: KubeClient) async throws -> CLIError {
+        let names = try await all(client).compactMap(\.metadata.name)
+        return unknown(name, known: names)
+    }
+
+    static func unknown(_ name: String, known names: [String]) -> CLIError {
+        if names.isEmpty {
+            return CLIError("model \"\(name)\" not found: there are no models", hint: "create one with: kubectl chill create \(name) --model HF_ID")
+        }
+        return CLIError("model \"\(name)\" not found", hint: "known models: \(names.joined(separator: ", "))")
+    }
+
+    /// Checks a model name the way the API server and chill-server's objects need it: a DNS-1123 label
+    /// of at most 58 characters (so `vllm-<name>` is a valid Deployment and Service name).
+    static func nameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "a model name must not be empty" }
+        if name.count > 58 { return "model name \"\(name)\" is longer than 58 characters" }
+        let ok = (try? Regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").wholeMatch(in: name)) != nil
+        return ok ? nil : "model name \"\(name)\" must consist of lower-case letters, digits and '-', and start and end with a letter or digit"
+    }
+}
+
+/// The `chill-state` ConfigMap: which model is active.
+struct ChillState: Sendable, Equatable {
+    var activeModel: String?
+    var switchedAt: Date?
+
+    /// Reads the state; an absent ConfigMap (or namespace) means no model was ever switched to.
+    static func read(_ client: KubeClient) async throws -> ChillState {
+        guard let map = try await client.api(ConfigMap.self).getIfExists(ChillContract.stateConfigMap) else { return ChillState() }
+        let active = map.data?[ChillContract.activeModelKey].flatMap { $0.isEmpty ? nil : $0 }
+        return ChillState(activeModel: active, switchedAt: map.data?[ChillContract.switchedAtKey].flatMap(RFC3339.parse))
+    }
+
+    /// Server-side apply of `data.activeModel` and `data.switchedAt` (field manager `kubectl-chill`).
+    static func apply(activeModel: String, at date: Date, _ client: KubeClient) async throws {
+        let object: JSONValue = [
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": [
+                "name": .string(ChillContract.stateConfigMap), "namespace": .string(client.namespace),
+                "labels": ["app.kubernetes.io/name": "chill", "app.kubernetes.io/part-of": "chill"],
+            ],
+            "data": [
+                ChillContract.activeModelKey: .string(activeModel),
+                ChillContract.switchedAtKey: .string(RFC3339.format(date)),
+            ],
+        ]
+        do {
+            _ = try await client.api(ConfigMap.self).apply(object, fieldManager: ChillContract.fieldManager, force: true)
+        } catch let error as KubeError where error.isNotFound {
+            throw CLIError(
+                "namespace \"\(client.namespace)\" does not exist", hint: "install chill with: kubectl chill install, or pass -n with chill's namespace")
+        }
+    }
+}
+
+extension VLLMModel {
+    var name: String { metadata.name ?? "" }
+    var readyReplicas: Int { status?.readyReplicas ?? 0 }
+    /// Serving: phase Ready with at least one ready replica (what `wait` waits for).
+    var isServing: Bool { phase == .ready && readyReplicas >= 1 }
+
+    /// Seconds since the last request started or ended, while the model is serving; nil otherwise.
+    func idleSeconds(now: Date) -> Double? {
+        guard isServing, let text = status?.lastActivityTime, let last = RFC3339.parse(text) else { return nil }
+        return max(0, now.timeIntervalSince(last))
+    }
+
+    /// This object as printed by `-o json|yaml`: as stored, without managedFields (as kubectl does).
+    var printable: JSONValue {
+        var value = (try? JSONValue(encoding: self)) ?? .null
+        value["metadata"]?["managedFields"] = nil
+        return value
+    }
+}
+
+/// `42s`, `2m5s`, `1h3m`: a wake's length, exact to the second.
+func wakeDuration(seconds: Double) -> String {
+    let s = Int(max(0, seconds).rounded())
+    if s < 120 { return "\(s)s" }
+    if s < 3600 { return s % 60 == 0 ? "\(s / 60)m" : "\(s / 60)m\(s % 60)s" }
+    return (s % 3600) / 60 == 0 ? "\(s / 3600)h" : "\(s / 3600)h\((s % 3600) / 60)m"
+}
+
+/// `--output` for commands that print models: the table forms and json/yaml.
+extension OutputFormat {
+    var isStructured: Bool { self == .json || self == .yaml }
+}
+
+/// Prints one structured value (not a List) as JSON or YAML.
+func printStructured(_ value: JSONValue, as format: OutputFormat) {
+    switch format {
+    case .json: Console.current.out(value.jsonString(pretty: true))
+    case .yaml: Console.current.out(YAML.encode(value), terminator: "")
+    case .table, .wide: break
+    }
+}
+
+extension JSONValue {
+    /// An integer or floating-point value as a Double.
+    var numberValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+}
+
+/// Start/stop intents: a merge patch of annotations on the VLLMModel, acted on by chill-server.
+enum ModelIntent {
+    enum StopMode: String, Sendable { case graceful, force }
+
+    /// Writes `chill.dev/requested-state` (+ `requested-at`, and `stop-mode` for a stop; a start removes it).
+    /// An unknown model is an error naming the known ones.
+    @discardableResult
+    static func request(_ state: String, stopMode: StopMode? = nil, model name: String, at date: Date, _ client: KubeClient) async throws -> VLLMModel {
+        let annotations: JSONValue = [
+            ChillContract.requestedStateAnnotation: .string(state),
+            ChillContract.requestedAtAnnotation: .string(RFC3339.format(date)),
+            ChillContract.stopModeAnnotation: stopMode.map { .string($0.rawValue) } ?? .null,
+        ]
+        do {
+            return try await client.api(VLLMModel.self).patch(name, ["metadata": ["annotations": annotations]])
+        } catch let error as KubeError where error.isNotFound {
+            throw try await ModelLookup.unknown(name, client)
+        }
+    }
+}
