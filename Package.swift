@@ -78,7 +78,12 @@ let package = Package(
             dependencies: ["Shared", "KubeTestServer"]),
         .testTarget(
             name: "ChillServerTests",
-            dependencies: ["ChillServer", "Shared", "KubeTestServer"]),
+            dependencies: [
+                "ChillServer", "Shared", "KubeTestServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "KubectlChillTests",
             dependencies: ["kubectl-chill", "Shared", "KubeTestServer"],
