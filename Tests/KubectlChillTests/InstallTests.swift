@@ -255,14 +255,17 @@ import Testing
     @Test(arguments: [["install"], ["uninstall"]])
     func unreachableClusterIsOneLine(arguments: [String]) async throws {
         let h = try await InstallHarness.start()
-        // Same kubeconfig, but nothing listens on the port any more.
-        await h.server.dropConnections()
+        // The same kubeconfig aimed at a port nothing listens on. (Reusing the stopped server's port
+        // would race with other tests' servers, which may get it next.)
         try await h.server.shutdown()
         defer { try? FileManager.default.removeItem(atPath: h.directory) }
+        let unreachable = "https://127.0.0.1:1"
+        let text = try String(contentsOfFile: h.kubeconfigPath, encoding: .utf8).replacingOccurrences(of: h.server.url, with: unreachable)
+        try text.write(toFile: h.kubeconfigPath, atomically: true, encoding: .utf8)
 
         let run = await InstallRun.run(arguments + ["--kubeconfig", h.kubeconfigPath])
         #expect(run.code == 1)
         #expect(run.out == "")
-        #expect(run.err == "error: no cluster reachable at \(h.server.url): connection refused — check your kubeconfig context (current: kube-test)\n")
+        #expect(run.err == "error: no cluster reachable at \(unreachable): connection refused — check your kubeconfig context (current: kube-test)\n")
     }
 }
