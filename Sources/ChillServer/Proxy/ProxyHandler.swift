@@ -39,6 +39,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private var request = RequestInfo()
     private var idleTimer: Scheduled<Void>?
     private var requestID = 0
+    private var inClientRead = false
 
     private enum State {
         case idle
@@ -91,11 +92,19 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inClientRead = true
         switch unwrapInboundIn(data) {
         case .head(let head): receiveHead(head)
         case .body(let body): receiveBody(body)
         case .end: receiveEnd()
         }
+    }
+
+    /// Request parts read in one burst go upstream in one flush (one segment for a small POST).
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inClientRead = false
+        if case .streaming(let upstream) = state { upstream.channel.flush() }
+        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -162,7 +171,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 request.bufferedBytes += body.readableBytes
                 if request.bufferedBytes <= 64 * 1024 { request.replay?.1.append(.byteBuffer(body)) } else { request.replay = nil }
             }
-            upstream.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+            upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+            if !inClientRead { upstream.channel.flush() }
         case .idle, .discarding:
             break
         }
@@ -177,7 +187,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .waiting(let head, let parts, _):
             state = .waiting(head: head, parts: parts, ended: true)
         case .streaming(let upstream):
-            upstream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            upstream.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
+            if !inClientRead { upstream.channel.flush() }
         case .idle, .discarding:
             break
         }
@@ -249,7 +260,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         for part in parts { channel.write(HTTPClientRequestPart.body(part), promise: nil) }
         if ended { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
-        channel.flush()
+        // Inside a client read, channelReadComplete flushes once the rest of the burst is written.
+        if !inClientRead { channel.flush() }
         if let context, !context.channel.isWritable { channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
     }
 

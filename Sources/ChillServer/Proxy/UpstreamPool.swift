@@ -57,7 +57,12 @@ final class UpstreamPool: @unchecked Sendable {
                 }
             }
             .connect(host: target.host, port: target.port)
-            .map { UpstreamConnection(channel: $0, handler: handler, target: target) }
+            .map { channel in
+                if let pool = self.pools[ObjectIdentifier(eventLoop)] {
+                    channel.closeFuture.whenComplete { _ in pool.forget(channel) }
+                }
+                return UpstreamConnection(channel: channel, handler: handler, target: target)
+            }
     }
 }
 
@@ -67,7 +72,7 @@ struct UpstreamConnection {
     let target: UpstreamTarget
 }
 
-private final class LoopPool {
+private final class LoopPool: @unchecked Sendable {  // touched only on its event loop
     let eventLoop: any EventLoop
     let maxIdle: Int
     private var idle: [UpstreamConnection] = []
@@ -88,10 +93,12 @@ private final class LoopPool {
     func putIdle(_ connection: UpstreamConnection) {
         if idle.count >= maxIdle { idle.removeFirst().channel.close(promise: nil) }
         idle.append(connection)
-        // An idle connection the backend closes removes itself from the pool.
-        connection.channel.closeFuture.whenComplete { [weak self] _ in
-            self?.idle.removeAll { $0.channel === connection.channel }
-        }
+    }
+
+    /// Called once per connection, when it is created: a connection the backend closes while idle
+    /// leaves the pool.
+    func forget(_ channel: any Channel) {
+        idle.removeAll { $0.channel === channel }
     }
 
     func closeAll() {
