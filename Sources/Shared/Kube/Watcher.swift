@@ -61,8 +61,9 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
             } catch is CancellationError {
                 break
             } catch let error as KubeError where error.code == 401 || error.code == 403 {
-                // Lost our rights: report it, keep trying slowly (RBAC may be fixed).
-                continuation.yield(with: .failure(error))
+                // Lost our rights: retrying won't help; end the sequence with the error and let
+                // the caller report it.
+                continuation.finish(throwing: error)
                 return
             } catch {
                 if Task.isCancelled { break }
