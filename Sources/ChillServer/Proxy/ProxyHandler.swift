@@ -238,7 +238,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private func connectUpstream() {
         guard let context else { return }
         let id = requestID
-        env.pool.lease(env.model.target, on: context.eventLoop).whenComplete { [self] result in
+        env.pool.lease(env.model.target, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard id == requestID, self.context != nil, case .waiting(let head, let parts, let ended) = state else {
                 if case .success(let connection) = result { env.pool.release(connection) }
                 return
@@ -355,7 +355,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         guard let context else { return }
         let keepAlive = request.keepAlive && !env.shutdown.isSet
         let closeAfter = !keepAlive || !request.requestEnded
-        context.writeAndFlush(wrapOutboundOut(end)).whenComplete { [weak self] _ in
+        context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
             if closeAfter { self?.context?.close(promise: nil) }
         }
         if recordMetrics { env.metrics?.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds)) }

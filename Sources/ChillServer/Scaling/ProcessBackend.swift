@@ -163,7 +163,7 @@ final class ProcessBackend: Backend {
             s.child = Child(pid: pid, logOffset: offset)
             s.health.reset()
             logger.info("started process \(pid): \(command)")
-            ChildProcess.onDedicatedThread { [self] in
+            BlockingThread.spawn { [self] in
                 let status = ChildProcess.waitForExit(pid)
                 self.reaped(pid, status: status)
             }
@@ -452,33 +452,4 @@ enum ChildProcess {
     }
 
     static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
-
-    /// Runs blocking work (`waitpid`) on its own detached OS thread, never on Swift's cooperative pool.
-    static func onDedicatedThread(_ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        #if canImport(Darwin)
-        var thread: pthread_t? = nil
-        #else
-        var thread = pthread_t()
-        #endif
-        let rc = pthread_create(&thread, &attributes, { raw in
-            #if canImport(Darwin)
-            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
-            #else
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            #endif
-            box.body()
-            return nil
-        }, box)
-        if rc != 0 {
-            // No thread to be had: a plain Task still reaps (blocking one pool thread) rather than leak a zombie.
-            let box = Unmanaged<Box>.fromOpaque(box).takeRetainedValue()
-            Task.detached { box.body() }
-        }
-    }
 }

@@ -8,15 +8,15 @@ import Darwin
 
 /// Runs blocking work (a libcurl transfer) on its own OS thread, never on Swift's cooperative pool,
 /// whose few threads must not sit in `curl_easy_perform` for the length of a watch.
-enum BlockingThread {
-    static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+public enum BlockingThread {
+    public static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             spawn { continuation.resume(returning: work()) }
         }
     }
 
     /// Starts `body` on a new detached thread.
-    static func spawn(_ body: @escaping @Sendable () -> Void) {
+    public static func spawn(_ body: @escaping @Sendable () -> Void) {
         final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         var attributes = pthread_attr_t()
