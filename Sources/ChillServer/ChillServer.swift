@@ -44,13 +44,14 @@ struct ChillServer: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "chill.server")
-        let app = try ChillApp(config: config, logger: logger)
+        let group = config.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let app = try ChillApp(config: config, logger: logger, group: group)
         if config.adminToken == nil {
             logger.warning("no --admin-token/CHILL_ADMIN_TOKEN: anyone who reaches the proxy can start and stop the model")
         }
-        let group = ServiceGroup(configuration: .init(
+        let services = ServiceGroup(configuration: .init(
             services: app.services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
-        try await group.run()
+        try await services.run()
     }
 }
 

@@ -77,6 +77,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "kubeconfig context to use.")
     var context: String?
 
+    @Option(help: "Event-loop threads serving connections (default: one per core).")
+    var threads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 }
@@ -104,6 +107,7 @@ struct ServerConfig: Sendable {
     var kubeconfig: String?
     var context: String?
     var logLevel: String
+    var threads: Int?
 
     struct Invalid: Error, CustomStringConvertible {
         var description: String
@@ -155,6 +159,8 @@ struct ServerConfig: Sendable {
         kubeconfig = o.kubeconfig
         context = o.context
         logLevel = o.logLevel
+        if let threads = o.threads, !(1...256).contains(threads) { throw Invalid(description: "--threads \(threads) must be between 1 and 256") }
+        threads = o.threads
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw Invalid(description: "--log-level \"\(logLevel)\" is not one of trace, debug, info, notice, warning, error")
         }
