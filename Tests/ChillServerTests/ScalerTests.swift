@@ -192,6 +192,23 @@ import Testing
         h.scaler.exit()
     }
 
+    @Test func aPendingStopIsCarriedOutWhileTheIdleLoopAlsoWaitsForTheLastRequest() async throws {
+        let h = Harness()
+        defer { h.stop() }
+        try await h.makeReady()
+        try await h.clock.waitForSleepers(2)  // the idle loop (on its deadline) and the spent wake timer
+        #expect(h.scaler.enterIfReady())
+        // Past the idle deadline with a request in flight: the idle loop now waits for the end of
+        // the last request too. The stop must not depend on which of them hears it.
+        h.clock.advance(by: .seconds(300))
+        try await eventually("idle loop parked") { h.clock.sleeperCount == 1 }
+        await h.scaler.stop(force: false)
+        #expect(h.backend.scaleCalls == [1])
+        h.scaler.exit()
+        try await h.waitForScaleCalls([1, 0])
+        #expect(await h.phase() == .draining)
+    }
+
     @Test func adoptsAModelThatIsAlreadyServingAtStartup() async throws {
         let h = Harness(initial: FakeBackend.serving)
         defer { h.stop() }

@@ -65,7 +65,9 @@ final class ProxyServer: ServiceLifecycle.Service {
     private func drain() async {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: shutdownGrace)
-        while clock.now < deadline, let snapshot = await environment.routes.control.snapshot() as ScalerSnapshot?, snapshot.inFlight + snapshot.held > 0 {
+        while clock.now < deadline {
+            let snapshot = await environment.routes.control.snapshot()
+            if snapshot.inFlight + snapshot.held == 0 { return }
             try? await Task.sleep(for: .milliseconds(50))
         }
     }

@@ -8,11 +8,13 @@ final class ActivityGate<C: Clock>: Sendable where C.Duration == Duration {
         var isReady = false
         var inFlight = 0
         var lastActivity: C.Instant
+        /// `stop` without `--force` waiting for the last request to end.
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state: Mutex<State>
     private let clock: C
-    /// Wakes the idle loop when the last in-flight request ends.
+    /// Wakes the idle loop (its only consumer) when the last in-flight request ends.
     private let idleSignal: AsyncStream<Void>.Continuation
     let idleSignals: AsyncStream<Void>
 
@@ -39,12 +41,30 @@ final class ActivityGate<C: Clock>: Sendable where C.Duration == Duration {
     /// The request ended (completed, failed or cancelled): the idle timer restarts from now.
     func exit() {
         let now = clock.now
-        let idle = state.withLock { s in
+        let (idle, waiters) = state.withLock { s in
             s.inFlight -= 1
             s.lastActivity = now
-            return s.inFlight == 0
+            guard s.inFlight == 0 else { return (false, [CheckedContinuation<Void, Never>]()) }
+            defer { s.idleWaiters.removeAll() }
+            return (true, s.idleWaiters)
         }
-        if idle { idleSignal.yield() }
+        if idle {
+            idleSignal.yield()
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    /// Returns once nothing is in flight. Unlike `idleSignals` (the idle loop's own stream), any
+    /// number of callers may wait.
+    func waitUntilNothingInFlight() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { s in
+                if s.inFlight == 0 { return true }
+                s.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
     }
 
     /// Activity that isn't a request in flight (a held request arriving, a manual start).

@@ -143,19 +143,18 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             handle(.stopRequested, reason: force ? "forced stop" : "stop requested")
         } else {
             stopWhenIdle = true
-            Task { await self.stopAfterInFlight() }
+            let gate = self.gate
+            Task {
+                await gate.waitUntilNothingInFlight()
+                await self.stopIfStillWanted()
+            }
         }
     }
 
-    private func stopAfterInFlight() async {
-        var signals = gate.idleSignals.makeAsyncIterator()
-        while stopWhenIdle, gate.snapshot.inFlight > 0 {
-            guard await signals.next() != nil else { return }
-        }
-        if stopWhenIdle {
-            stopWhenIdle = false
-            handle(.stopRequested, reason: "stop requested, in-flight requests finished")
-        }
+    private func stopIfStillWanted() {
+        guard stopWhenIdle else { return }  // a start() came in meanwhile
+        stopWhenIdle = false
+        handle(.stopRequested, reason: "stop requested, in-flight requests finished")
     }
 
     // MARK: - Backend observations
