@@ -41,7 +41,7 @@ final class LocalRoutes: Sendable {
     let adminToken: String?
     let shutdown: ShutdownFlag
     let gpus: Int
-    private let created = Int(ProcessMetricsClock.unixTime())
+    private let created = Int(ProcessMetrics.unixTime())
 
     init(servedModelNames: [String], control: any ModelControl, isModelReady: @escaping @Sendable () -> Bool, metrics: ChillMetrics?, adminToken: String?, shutdown: ShutdownFlag, gpus: Int) {
         self.servedModelNames = servedModelNames
@@ -138,15 +138,3 @@ final class LocalRoutes: Sendable {
         return result
     }
 }
-
-enum ProcessMetricsClock {
-    static func unixTime() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec)
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -7,9 +7,14 @@ struct ProcessMetrics: Sendable {
     private let startTime: Double
 
     init() {
+        startTime = Self.unixTime()
+    }
+
+    /// Seconds since the epoch (for `created` fields and the start time), without Foundation.
+    static func unixTime() -> Double {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        startTime = Double(now.tv_sec)
+        return Double(now.tv_sec)
     }
 
     func render() -> [UInt8] {
