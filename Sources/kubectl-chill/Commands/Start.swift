@@ -21,9 +21,9 @@ extension KubectlChill {
         func run() async throws {
             let now = CLIClock.now
             _ = try await global.withClient { client in
-                try await ModelIntent.request("awake", model: model, at: now, client)
+                try await ModelIntent.request(ChillContract.requestedStateAwake, model: model, at: now, client)
             }
-            Console.current.out("Requested start of \"\(model)\" (\(ChillContract.requestedStateAnnotation)=awake at \(RFC3339.format(now))).")
+            Console.current.out("Requested start of \"\(model)\" (\(ChillContract.requestedStateAnnotation)=\(ChillContract.requestedStateAwake) at \(RFC3339.format(now))).")
             Console.current.out("Follow the wake with: kubectl chill wait \(model)")
         }
     }

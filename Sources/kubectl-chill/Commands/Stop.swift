@@ -25,11 +25,11 @@ extension KubectlChill {
             let now = CLIClock.now
             let mode: ModelIntent.StopMode = force ? .force : .graceful
             _ = try await global.withClient { client in
-                try await ModelIntent.request("asleep", stopMode: mode, model: model, at: now, client)
+                try await ModelIntent.request(ChillContract.requestedStateAsleep, stopMode: mode, model: model, at: now, client)
             }
             let what = force ? "forced stop" : "graceful stop"
             let how = force ? "in-flight requests are cut" : "in-flight requests finish first"
-            Console.current.out("Requested \(what) of \"\(model)\" (\(ChillContract.requestedStateAnnotation)=asleep, \(ChillContract.stopModeAnnotation)=\(mode.rawValue) at \(RFC3339.format(now))): \(how).")
+            Console.current.out("Requested \(what) of \"\(model)\" (\(ChillContract.requestedStateAnnotation)=\(ChillContract.requestedStateAsleep), \(ChillContract.stopModeAnnotation)=\(mode.annotationValue) at \(RFC3339.format(now))): \(how).")
         }
     }
 }

@@ -74,7 +74,7 @@ struct WakeWaiter {
             return
         }
         let requestedAt = CLIClock.now
-        try await ModelIntent.request("awake", model: model, at: requestedAt, client)
+        try await ModelIntent.request(ChillContract.requestedStateAwake, model: model, at: requestedAt, client)
         let lastWake = initial.status?.lastWake?.seconds
         // A wake already under way is timed from its start, so the ETA stays honest.
         let wakeStart = (initial.phase == .waking ? initial.status?.lastWake?.started.flatMap(RFC3339.parse) : nil) ?? requestedAt

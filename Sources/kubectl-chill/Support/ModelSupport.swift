@@ -6,29 +6,6 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The names kubectl-chill and chill-server agree on (docs/CLI.md, "The contract with chill-server").
-enum ChillContract {
-    /// ConfigMap in the install namespace holding the active model.
-    static let stateConfigMap = "chill-state"
-    static let activeModelKey = "activeModel"
-    static let switchedAtKey = "switchedAt"
-    /// The server-side apply field manager of every write the plugin makes.
-    static let fieldManager = "kubectl-chill"
-
-    /// Start/stop intents, written on the VLLMModel with a merge patch.
-    static let requestedStateAnnotation = "chill.dev/requested-state"
-    static let requestedAtAnnotation = "chill.dev/requested-at"
-    static let stopModeAnnotation = "chill.dev/stop-mode"
-
-    /// Pod label of a model's workload.
-    static let modelLabel = "chill.dev/model"
-    /// The proxy's Deployment in the install namespace.
-    static let proxyDeployment = "chill-server"
-
-    /// The Deployment chill-server creates for a model, in the install namespace.
-    static func deploymentName(model: String) -> String { "vllm-\(model)" }
-}
-
 /// "Now" for ages and idle timers. Tests pin it with `CLIClock.$fixedNow.withValue(date) { … }`.
 enum CLIClock {
     @TaskLocal static var fixedNow: Date?
@@ -169,7 +146,11 @@ extension JSONValue {
 
 /// Start/stop intents: a merge patch of annotations on the VLLMModel, acted on by chill-server.
 enum ModelIntent {
-    enum StopMode: String, Sendable { case graceful, force }
+    enum StopMode: Sendable {
+        case graceful, force
+        /// The value of `chill.dev/stop-mode`.
+        var annotationValue: String { self == .graceful ? ChillContract.stopModeGraceful : ChillContract.stopModeForce }
+    }
 
     /// Writes `chill.dev/requested-state` (+ `requested-at`, and `stop-mode` for a stop; a start removes it).
     /// An unknown model is an error naming the known ones.
@@ -178,7 +159,7 @@ enum ModelIntent {
         let annotations: JSONValue = [
             ChillContract.requestedStateAnnotation: .string(state),
             ChillContract.requestedAtAnnotation: .string(RFC3339.format(date)),
-            ChillContract.stopModeAnnotation: stopMode.map { .string($0.rawValue) } ?? .null,
+            ChillContract.stopModeAnnotation: stopMode.map { .string($0.annotationValue) } ?? .null,
         ]
         do {
             return try await client.api(VLLMModel.self).patch(name, ["metadata": ["annotations": annotations]])
