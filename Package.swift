@@ -75,7 +75,8 @@ let package = Package(
             ]),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["Shared", "KubeTestServer"]),
+            dependencies: ["Shared", "KubeTestServer"],
+            exclude: ["Golden"]),
         .testTarget(
             name: "ChillServerTests",
             dependencies: [
