@@ -94,6 +94,19 @@ import Testing
         #expect(run.out.hasPrefix("Proxy:     not installed (no Deployment chill-server in namespace chill-system)"))
     }
 
+    @Test func readsScaledDownSecondsLast24hFromTheStatus() async throws {
+        let h = try await ModelHarness.start()
+        defer { Task { await h.stop() } }
+        _ = await h.seedModel("a", spec: ["modelName": "m", "gpus": 2], status: ["phase": "ScaledDown", "scaledDownSeconds": 7200, "scaledDownSecondsLast24h": 3600])
+        _ = await h.seedModel("b", spec: ["modelName": "m"], status: ["phase": "ScaledDown", "scaledDownSeconds": 3600, "scaledDownSecondsLast24h": 1800])
+        let json = await h.run(["status", "-o", "json"])
+        #expect(json.code == 0, "\(json.err)")
+        let parsed = try JSONValue.parse(json.out)
+        // (1 h × 2 GPUs) + (0.5 h × 1 GPU) in the last 24 h.
+        #expect(parsed[path: "savings", "gpuHoursFreedLast24h"]?.numberValue == 2.5)
+        #expect(parsed[path: "savings", "last24hNote"] == nil)
+    }
+
     @Test func last24hIsShownOnlyWhenEveryModelReportsIt() {
         let model = VLLMModel(metadata: ObjectMeta(name: "a"), spec: VLLMModelSpec(modelName: "m", gpus: 2), status: VLLMModelStatus(scaledDownSeconds: 7200))
         let reported = StatusReport(namespace: "ns", proxy: nil, state: ChillState(), models: [(model, 3600)], now: ModelHarness.now)

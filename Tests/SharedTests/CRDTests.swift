@@ -175,10 +175,10 @@ import Testing
         let status = VLLMModelStatus(
             phase: .waking, replicas: 1, readyReplicas: 0, lastActivityTime: "2026-11-22T23:17:43Z",
             lastWake: .init(started: "2026-11-22T23:16:00Z", ready: "2026-11-22T23:17:02Z", seconds: 62),
-            scaledDownSeconds: 120.5,
+            scaledDownSeconds: 120.5, scaledDownSecondsLast24h: 3600,
             conditions: [Condition(type: "Ready", status: "False", observedGeneration: 1,
                 lastTransitionTime: "2026-11-22T23:16:00Z", reason: "Waking", message: "scaling up")],
-            observedGeneration: 1, message: "waking")
+            observedGeneration: 1, message: "waking", handledRequestAt: "2026-11-22T23:15:59Z")
         return VLLMModel(metadata: ObjectMeta(name: "qwen3-coder"), spec: spec, status: status)
     }
 

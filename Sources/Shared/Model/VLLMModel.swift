@@ -357,14 +357,20 @@ public struct VLLMModelStatus: Codable, Sendable, Hashable {
     public var lastWake: WakeRecord?
     /// Total seconds this model has spent scaled down (summed over all scale-downs).
     public var scaledDownSeconds: Double?
+    /// Seconds this model spent scaled down in the 24 hours before the status was written.
+    public var scaledDownSecondsLast24h: Double?
     public var conditions: [Condition]?
     public var observedGeneration: Int?
     public var message: String?
+    /// RFC 3339: the `chill.dev/requested-at` of the last start/stop intent chill-server acted on,
+    /// so that after a restart it does not act on the same intent twice.
+    public var handledRequestAt: String?
 
     public init(
         phase: VLLMModel.Phase? = nil, replicas: Int? = nil, readyReplicas: Int? = nil,
         lastActivityTime: String? = nil, lastWake: WakeRecord? = nil, scaledDownSeconds: Double? = nil,
-        conditions: [Condition]? = nil, observedGeneration: Int? = nil, message: String? = nil
+        scaledDownSecondsLast24h: Double? = nil, conditions: [Condition]? = nil, observedGeneration: Int? = nil,
+        message: String? = nil, handledRequestAt: String? = nil
     ) {
         self.phase = phase
         self.replicas = replicas
@@ -372,9 +378,11 @@ public struct VLLMModelStatus: Codable, Sendable, Hashable {
         self.lastActivityTime = lastActivityTime
         self.lastWake = lastWake
         self.scaledDownSeconds = scaledDownSeconds
+        self.scaledDownSecondsLast24h = scaledDownSecondsLast24h
         self.conditions = conditions
         self.observedGeneration = observedGeneration
         self.message = message
+        self.handledRequestAt = handledRequestAt
     }
 
     /// The most recent wake: when it started, when the first replica became ready, and how long it took.

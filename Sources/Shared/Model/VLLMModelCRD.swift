@@ -111,8 +111,8 @@ public enum VLLMModelCRD {
             F("gpus", .integer("nvidia.com/gpu per replica. Defaults to tensorParallelSize, else 1.", minimum: 0, maximum: 64)),
             F("cpu", .quantity("CPU request per replica, e.g. \"8\" or \"6500m\".")),
             F("memory", .quantity("Memory request per replica, e.g. 32Gi.")),
-            F("memoryLimit", .quantity("Memory limit per replica. Unset means no limit.")),
-            F("cache", .object("A PersistentVolumeClaim for the Hugging Face cache, so wakes do not download weights again. Unset means an emptyDir.", [
+            F("memoryLimit", .quantity("Memory limit per replica. Unset means memory (the request) is the limit.")),
+            F("cache", .object("The PersistentVolumeClaim vllm-<name>-cache holding the Hugging Face cache, so wakes do not download weights again. Always created; these fields tune it.", [
                 F("size", .quantity("Requested size. Defaults to \(VLLMModelSpec.Defaults.cacheSize).")),
                 F("storageClass", .string("StorageClass of the claim. Unset means the cluster default.", maxLength: 253)),
             ])),
@@ -156,6 +156,7 @@ public enum VLLMModelCRD {
                 F("seconds", .number("Duration of the wake in seconds.", minimum: 0)),
             ])),
             F("scaledDownSeconds", .number("Total seconds spent scaled down.", minimum: 0)),
+            F("scaledDownSecondsLast24h", .number("Seconds spent scaled down in the 24 hours before this status was written.", minimum: 0)),
             F("conditions", .array("Standard conditions (metav1.Condition).", of: .object("A condition.", [
                 F("type", .string("Condition type, e.g. Ready.", minLength: 1, maxLength: 316), required: true),
                 F("status", .string("True, False or Unknown.", enum: ["True", "False", "Unknown"]), required: true),
@@ -166,11 +167,12 @@ public enum VLLMModelCRD {
             ]), maxItems: 32, listType: "map", listMapKeys: ["type"])),
             F("observedGeneration", .integer("metadata.generation chill last acted on.", minimum: 0, format: "int64")),
             F("message", .string("Human-readable detail about the phase (e.g. why a wake failed).")),
+            F("handledRequestAt", .string("The chill.dev/requested-at of the last start/stop intent chill acted on (RFC 3339), so a restart does not act on it twice.", maxLength: 64, format: "date-time")),
         ])
 
     /// The whole `openAPIV3Schema`.
     public static let root: CRDSchema = .object(
-        "A model chill serves with scale-to-zero. Cluster-scoped; chill creates its Deployment and Service.",
+        "A model chill serves with scale-to-zero. Cluster-scoped; chill-server creates its Deployment, Service and cache claim.",
         [
             F("apiVersion", .string("")),
             F("kind", .string("")),

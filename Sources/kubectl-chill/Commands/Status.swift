@@ -36,16 +36,9 @@ extension KubectlChill {
             if output.isStructured { printStructured(report.json, as: output) } else { Console.current.out(report.text) }
         }
 
-        /// Models with the raw `status.scaledDownSecondsLast24h` (a proposed field; nil until chill-server writes it).
+        /// Models with `status.scaledDownSecondsLast24h` (nil when chill-server has not written it).
         static func models(_ client: KubeClient) async throws -> [(VLLMModel, Double?)] {
-            let items: [JSONValue]
-            do { items = try await client.untyped(VLLMModel.resourceType).listAll().items } catch let error as KubeError where error.isNotFound {
-                throw ModelLookup.notInstalled
-            }
-            return try items.map { item in
-                let last24h = item[path: "status", "scaledDownSecondsLast24h"]
-                return (try item.decode(as: VLLMModel.self), last24h?.numberValue)
-            }.sorted { $0.0.name < $1.0.name }
+            try await ModelLookup.all(client).map { ($0, $0.status?.scaledDownSecondsLast24h) }
         }
     }
 }
