@@ -93,25 +93,26 @@ import Testing
     @Test func roleGrantsExactlyWhatChillServerNeeds() throws {
         #expect(Self.rules(try Self.object("Role")) == [
             "apps deployments: get,list,watch,create,patch",
-            "apps deployments/scale: get,patch",
-            "core services: get,list,watch,create,patch",
-            "core persistentvolumeclaims: get,list,watch,create,patch",
-            "core pods: get,list,watch",
-            "core events: get,list,watch",
-            "coordination.k8s.io leases: create",
-            "coordination.k8s.io leases[chill-server]: get,update",
+            "core services: get,create,patch",
+            "core persistentvolumeclaims: get,create,patch",
+            "core pods: list,watch",
+            "core events: list,watch",
+            "core configmaps: get,list,watch,create,patch",
         ])
         #expect(Self.rules(try Self.object("ClusterRole")) == [
             "chill.dev vllmmodels: get,list,watch",
-            "chill.dev vllmmodels/status: update,patch",
+            "chill.dev vllmmodels/status: get,patch,update",
+            "chill.dev vllmmodels/finalizers: update",
         ])
-        // Nothing broad: no wildcards, no secrets/configmaps, no delete, no update of workloads.
+        // Nothing broad: no wildcards, no secrets, no delete, no scale subresource, no leases.
         let all = Self.rules(try Self.object("Role")) + Self.rules(try Self.object("ClusterRole"))
         for rule in all {
             #expect(!rule.contains("*"))
-            #expect(!rule.contains("secrets") && !rule.contains("configmaps"))
+            #expect(!rule.contains("secrets") && !rule.contains("/scale") && !rule.contains("leases"))
             #expect(!rule.contains("delete") && !rule.contains("escalate") && !rule.contains("bind"))
         }
+        // Workloads and the ConfigMap are written by server-side apply only: patch, never update.
+        for rule in Self.rules(try Self.object("Role")) { #expect(!rule.contains("update"), "\(rule)") }
         // Every verb has a reason.
         for rule in ChillRBAC.namespaced + ChillRBAC.cluster {
             for verb in rule.verbs { #expect(!verb.reason.isEmpty, "\(rule.resource) \(verb.name)") }
@@ -183,7 +184,10 @@ import Testing
             ["name": "VLLM_NAMESPACE", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.namespace"]]],
             ["name": "IDLE_TIMEOUT", "value": "5m"],
             ["name": "WAKE_TIMEOUT", "value": "10m"],
+            ["name": "CHILL_BACKEND", "value": "kubernetes"],
+            ["name": "CHILL_MODE", "value": "exclusive"],
         ])
+        #expect(!(c["env"]?.arrayValue ?? []).contains { $0["name"] == "VLLM_DEPLOYMENT" })
     }
 
     @Test func optionsReachThePodSpec() throws {
@@ -200,8 +204,11 @@ import Testing
             ["name": "VLLM_NAMESPACE", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.namespace"]]],
             ["name": "IDLE_TIMEOUT", "value": "15m"],
             ["name": "WAKE_TIMEOUT", "value": "20m"],
+            ["name": "CHILL_BACKEND", "value": "kubernetes"],
+            ["name": "CHILL_MODE", "value": "exclusive"],
             ["name": "CHILL_ADMIN_TOKEN", "valueFrom": ["secretKeyRef": ["name": "chill-admin", "key": "token"]]],
             ["name": "VLLM_API_KEY", "valueFrom": ["secretKeyRef": ["name": "vllm-key", "key": "api-key"]]],
+            ["name": "VLLM_API_KEY_SECRET", "value": "vllm-key"],
         ])
     }
 

@@ -9,7 +9,7 @@ public enum InstallManifests {
     /// Role, RoleBinding, ClusterRole and ClusterRoleBinding are all named after the ServiceAccount.
     public static let rbacName = "chill-server"
     /// The field manager of every object the plugin applies.
-    public static let fieldManager = "kubectl-chill"
+    public static let fieldManager = ChillContract.fieldManager
     /// chill-server's HTTP port (proxy, /health, /readyz, /proxy/metrics).
     public static let port = 8080
     /// chill-server drains in-flight requests for `--shutdown-grace` (30 s) on SIGTERM; the kubelet
@@ -140,12 +140,17 @@ public enum InstallManifests {
             ["name": "VLLM_NAMESPACE", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.namespace"]]],
             ["name": "IDLE_TIMEOUT", "value": .string(o.idleTimeout)],
             ["name": "WAKE_TIMEOUT", "value": .string(o.wakeTimeout)],
+            // A controller of every VLLMModel, running one model at a time.
+            ["name": "CHILL_BACKEND", "value": "kubernetes"],
+            ["name": "CHILL_MODE", "value": "exclusive"],
         ]
         if let secret = o.adminTokenSecret {
             env.append(["name": "CHILL_ADMIN_TOKEN", "valueFrom": ["secretKeyRef": ["name": .string(secret), "key": .string(adminTokenKey)]]])
         }
         if let secret = o.apiKeySecret {
             env.append(["name": "VLLM_API_KEY", "valueFrom": ["secretKeyRef": ["name": .string(secret), "key": .string(apiKeyKey)]]])
+            // chill-server wires the same Secret (key `api-key`) into the vLLM pods.
+            env.append(["name": "VLLM_API_KEY_SECRET", "value": .string(secret)])
         }
         return .array(env)
     }

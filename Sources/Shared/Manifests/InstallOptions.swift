@@ -11,7 +11,8 @@ public struct InstallOptions: Sendable, Hashable {
     public var wakeTimeout: String
     /// Name of a Secret in `namespace` whose key `token` becomes CHILL_ADMIN_TOKEN.
     public var adminTokenSecret: String?
-    /// Name of a Secret in `namespace` whose key `api-key` becomes VLLM_API_KEY.
+    /// Name of a Secret in `namespace` whose key `api-key` becomes VLLM_API_KEY, in chill-server and
+    /// (wired by chill-server, told through VLLM_API_KEY_SECRET) in the vLLM pods.
     public var apiKeySecret: String?
     /// chill-server replicas.
     public var replicas: Int

@@ -1,19 +1,25 @@
 /// chill-server's permissions, least privilege: one entry per (resource, verb) with the reason it is
-/// needed. The Role and ClusterRole in the install manifests, the table in docs/QUICKSTART.md and the
-/// tests all come from this list, so a verb cannot be added without a reason.
+/// needed, for exactly the API calls the controller makes. The Role and ClusterRole in the install
+/// manifests, the table in docs/QUICKSTART.md and the tests all come from this list, so a verb cannot
+/// be added without a reason. (`kubectl chill install` itself runs with the user's credentials, not
+/// these.)
 ///
 /// Deliberately NOT granted (and why):
-/// - `update` (PUT) on deployments/services/PVCs: chill writes them with server-side apply (PATCH) only.
+/// - `update` (PUT) on deployments/services/PVCs/configmaps: chill-server writes them with
+///   server-side apply (PATCH) only.
 /// - `delete` on deployments/services/PVCs: a model's objects carry an ownerReference to their
 ///   (cluster-scoped) VLLMModel, so the garbage collector removes them when the model is deleted.
-/// - `update` on deployments/scale: scaling is a merge PATCH of `/scale` (no read-modify-write).
+/// - deployments/scale: chill-server sets `spec.replicas` in its apply of the Deployment.
+/// - list/watch on services and PVCs: chill-server applies them when it reconciles a model and reads
+///   one by name; it does not follow them.
+/// - `get` on pods and events: both come from watches (pods labelled `chill.dev/model`).
 /// - `create` on events: chill-server reports through VLLMModel status and its own logs and metrics;
 ///   it emits no Events.
-/// - configmaps and secrets: chill-server reads neither. Secrets it needs (admin token, API key)
-///   reach it as environment variables that the kubelet resolves (`secretKeyRef`), and a model's
-///   `env[].valueFrom` is resolved by the kubelet too.
+/// - secrets: chill-server reads none. Secrets it needs (admin token, API key) reach it as environment
+///   variables that the kubelet resolves (`secretKeyRef`); the vLLM pods get theirs the same way.
 /// - create/update/delete on vllmmodels: users (and `kubectl chill`) own the spec; chill-server
 ///   only writes `/status`.
+/// - leases: the controller does not elect a leader; run one replica.
 public enum ChillRBAC {
     public struct Verb: Sendable, Hashable {
         public var name: String
@@ -53,65 +59,56 @@ public enum ChillRBAC {
         }
     }
 
-    /// The Lease chill-server replicas elect a leader with (only the leader scales and writes status).
-    public static let leaderElectionLease = "chill-server"
-
     /// The namespaced Role: everything chill-server touches in the install namespace.
     public static let namespaced: [Rule] = [
         Rule("apps", "deployments", [
-            Verb("get", "read a model's vLLM Deployment when reconciling it"),
-            Verb("list", "initial list of the watch below (and relist after 410 Gone)"),
+            Verb("get", "read a model's vLLM Deployment vllm-<model> when reconciling it"),
+            Verb("list", "initial list of the Deployment informer (and relist after 410 Gone)"),
             Verb("watch", "follow the model Deployments' readiness, event-driven (no polling)"),
-            Verb("create", "create a model's Deployment (server-side apply of a missing object is authorized as create)"),
-            Verb("patch", "server-side apply of a model's Deployment when its VLLMModel spec changes"),
-        ]),
-        Rule("apps", "deployments/scale", [
-            Verb("get", "read the current replica count (reveals nothing `get deployments` does not)"),
-            Verb("patch", "wake (0 → N) and scale to zero (N → 0): a merge patch of /scale"),
+            Verb("create", "server-side apply of an absent Deployment is authorized as create"),
+            Verb("patch", "server-side apply of vllm-<model>: its pod template and replicas (wake, scale to zero)"),
         ]),
         Rule("", "services", [
-            Verb("get", "read a model's Service when reconciling it"),
-            Verb("list", "initial list of the watch below"),
-            Verb("watch", "notice a model's Service being changed or deleted by someone else"),
-            Verb("create", "create a model's Service (server-side apply of a missing object)"),
+            Verb("get", "read a model's Service vllm-<model> when reconciling it"),
+            Verb("create", "server-side apply of an absent Service is authorized as create"),
             Verb("patch", "server-side apply of a model's Service"),
         ]),
         Rule("", "persistentvolumeclaims", [
-            Verb("get", "read a model's Hugging Face cache claim (spec.cache)"),
-            Verb("list", "initial list of the watch below"),
-            Verb("watch", "report a cache claim stuck Pending while a model wakes"),
-            Verb("create", "create the cache claim of a model with spec.cache"),
+            Verb("get", "read a model's Hugging Face cache claim vllm-<model>-cache"),
+            Verb("create", "server-side apply of an absent cache claim is authorized as create"),
             Verb("patch", "server-side apply of the cache claim (e.g. a larger spec.cache.size)"),
         ]),
         Rule("", "pods", [
-            Verb("get", "read one vLLM Pod while diagnosing a slow wake"),
-            Verb("list", "initial list of the Pod watch"),
+            Verb("list", "initial list of the Pod informer (label chill.dev/model)"),
             Verb("watch", "wake progress: scheduling, image pull, CrashLoopBackOff, readiness"),
         ]),
         Rule("", "events", [
-            Verb("get", "read one Event about a vLLM Pod"),
-            Verb("list", "initial list of the Event watch"),
-            Verb("watch", "explain a stuck wake (FailedScheduling, BackOff, Failed image pulls)"),
+            Verb("list", "initial list of the Event informer"),
+            Verb("watch", "explain a stuck wake (FailedScheduling, BackOff, failed image pulls)"),
         ]),
-        Rule("coordination.k8s.io", "leases", [
-            Verb("create", "create the leader-election Lease the first time (create cannot be limited by name)"),
-        ]),
-        Rule("coordination.k8s.io", "leases", resourceNames: [leaderElectionLease], [
-            Verb("get", "read the leader-election Lease (only this one, by name)"),
-            Verb("update", "acquire and renew the leadership (only this Lease)"),
+        Rule("", "configmaps", [
+            Verb("get", "read the chill-state ConfigMap (the active model)"),
+            Verb("list", "initial list of the chill-state informer (field selector metadata.name=chill-state)"),
+            Verb("watch", "notice `kubectl chill switch` changing the active model"),
+            Verb("create", "server-side apply of an absent chill-state is authorized as create"),
+            Verb("patch", "server-side apply of chill-state"),
         ]),
     ]
 
     /// The ClusterRole: VLLMModels are cluster-scoped.
     public static let cluster: [Rule] = [
         Rule(VLLMModel.group, VLLMModel.plural, [
-            Verb("get", "read a model's spec when a request names it"),
-            Verb("list", "initial list of the model watch"),
+            Verb("get", "read a model's spec and intents when reconciling it"),
+            Verb("list", "initial list of the VLLMModel informer"),
             Verb("watch", "learn about created, changed and deleted models"),
         ]),
         Rule(VLLMModel.group, "\(VLLMModel.plural)/status", [
-            Verb("update", "write a model's phase, replicas and conditions"),
-            Verb("patch", "update single status fields (lastActivityTime) without a read"),
+            Verb("get", "read a model's status before writing it"),
+            Verb("patch", "write a model's phase, replicas, conditions and timings"),
+            Verb("update", "replace the status when a patch cannot express the change"),
+        ]),
+        Rule(VLLMModel.group, "\(VLLMModel.plural)/finalizers", [
+            Verb("update", "set blockOwnerDeletion owner references to a model (OwnerReferencesPermissionEnforcement)"),
         ]),
     ]
 
