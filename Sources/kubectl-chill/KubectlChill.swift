@@ -23,6 +23,13 @@ struct KubectlChill: AsyncParsableCommand {
     )
 }
 
+extension KubectlChill {
+    /// The names and aliases of the top-level commands.
+    static let subcommandNames: Set<String> = Set(configuration.subcommands.flatMap { command in
+        [command._commandName] + command.configuration.aliases
+    })
+}
+
 /// kubectl plugin exit codes: 0 success, 1 failure, 2 usage error. Errors are one line on stderr.
 @main
 enum Entry {
@@ -34,7 +41,7 @@ enum Entry {
     static func run(_ arguments: [String]) async -> Int32 {
         let console = Console.current
         do {
-            var command = try KubectlChill.parseAsRoot(arguments)
+            var command = try KubectlChill.parseAsRoot(GlobalFlags.hoisted(arguments, subcommands: KubectlChill.subcommandNames))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

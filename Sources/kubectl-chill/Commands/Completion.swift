@@ -51,8 +51,7 @@ extension KubectlChill {
                 !word.hasPrefix("-") && !(index > 0 && ["-n", "--namespace", "--context", "--kubeconfig", "--request-timeout", "-o", "--output", "--timeout"].contains(before[index - 1]))
             }.map(\.element)
             guard let command = positional.first else {
-                let names = KubectlChill.configuration.subcommands.flatMap { [$0._commandName] + $0.configuration.aliases }
-                return names.filter { $0.hasPrefix(partial) && !$0.hasPrefix("_") }.sorted()
+                return KubectlChill.subcommandNames.filter { $0.hasPrefix(partial) && !$0.hasPrefix("_") }.sorted()
             }
             if partial.hasPrefix("-") { return [] }
             if command == "completion" && positional.count == 1 { return ["bash", "fish", "zsh"].filter { $0.hasPrefix(partial) } }

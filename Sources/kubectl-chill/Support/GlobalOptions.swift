@@ -14,7 +14,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "The kubeconfig context to use.")
     var context: String?
 
-    @Option(name: .shortAndLong, help: "Namespace chill is installed in.")
+    @Option(name: [.customShort("n", allowingJoined: true), .long], help: "Namespace chill is installed in.")
     var namespace: String = "chill-system"
 
     @Option(help: "How long to wait for one API request before giving up, e.g. 30s (0 = no limit).")
@@ -43,6 +43,33 @@ struct GlobalOptions: ParsableArguments {
         do { return try await body(client) } catch {
             throw CLIError.from(error, context: client.configuration.contextName, server: client.server)
         }
+    }
+}
+
+/// kubectl's global flags are accepted before the subcommand too (`kubectl chill --context dev list`),
+/// as in cobra plugins: `hoisted` moves the ones in front of the first subcommand name to right after it,
+/// where the subcommand's `GlobalOptions` parses them. `Entry.run` applies it before ArgumentParser.
+enum GlobalFlags {
+    /// Flags that take a value, as `--flag VALUE` or `--flag=VALUE` (`-n` also as `-nVALUE`).
+    static let withValue: Set<String> = ["--kubeconfig", "--context", "--namespace", "-n", "--request-timeout"]
+
+    /// The number of arguments the global flag at the start of `arguments` spans (1 or 2), or nil when
+    /// `arguments` does not start with one.
+    static func span(_ arguments: ArraySlice<String>) -> Int? {
+        guard let first = arguments.first else { return nil }
+        if withValue.contains(first) { return arguments.count >= 2 ? 2 : 1 }
+        if let equals = first.firstIndex(of: "="), withValue.contains(String(first[..<equals])), first.hasPrefix("--") { return 1 }
+        if first.hasPrefix("-n"), first.count > 2, !first.hasPrefix("--") { return 1 }
+        return nil
+    }
+
+    /// `[--context dev, -n ml] list -o wide` → `list --context dev -n ml -o wide`. Arguments are left as
+    /// they are when what follows the leading global flags is not a subcommand name (e.g. `--help`).
+    static func hoisted(_ arguments: [String], subcommands: Set<String>) -> [String] {
+        var i = 0
+        while let n = span(arguments[i...]) { i += n }
+        guard i > 0, i < arguments.count, subcommands.contains(arguments[i]) else { return arguments }
+        return [arguments[i]] + arguments[..<i] + arguments[(i + 1)...]
     }
 }
 
