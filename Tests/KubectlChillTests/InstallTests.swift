@@ -195,6 +195,33 @@ import Testing
         #expect(await h.get(InstallPaths.deployment("ml")) == nil)
     }
 
+    @Test func uninstallDeletesTheStateConfigMapFromANamespaceItKeeps() async throws {
+        let h = try await InstallHarness.start()
+        defer { Task { await h.stop() } }
+        #expect(await h.server.handle("POST", "/api/v1/namespaces", json: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "ml"]]).status == 201)
+        #expect(await h.run(["install", "-n", "ml", "--wait=false"]).code == 0)
+        let state: JSONValue = [
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": ["name": "chill-state", "namespace": "ml"], "data": ["activeModel": "qwen"],
+        ]
+        #expect(await h.server.handle("POST", "/api/v1/namespaces/ml/configmaps", json: state).status == 201)
+
+        let uninstall = await h.run(["uninstall", "-n", "ml"])
+        #expect(uninstall.code == 0, "\(uninstall.err)")
+        #expect(Array(uninstall.outLines.prefix(3)) == [
+            "service \"chill\" deleted", "deployment.apps \"chill-server\" deleted", "configmap \"chill-state\" deleted",
+        ])
+        #expect(uninstall.outLines.last == "chill is uninstalled from ml (9 objects deleted)")
+        #expect(await h.get("/api/v1/namespaces/ml/configmaps/chill-state") == nil)
+        #expect(await h.get(InstallPaths.namespace("ml")) != nil)
+
+        // Without it (already gone, or never switched), uninstall does not fail.
+        #expect(await h.run(["install", "-n", "ml", "--wait=false"]).code == 0)
+        let again = await h.run(["uninstall", "-n", "ml", "--keep-crds"])
+        #expect(again.code == 0, "\(again.err)")
+        #expect(!again.outLines.contains { $0.hasPrefix("configmap") })
+    }
+
     @Test func aTerminatingNamespaceIsOneClearLine() async throws {
         let h = try await InstallHarness.start()
         defer { Task { await h.stop() } }

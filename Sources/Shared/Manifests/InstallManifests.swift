@@ -258,6 +258,7 @@ public enum InstallManifests {
             "ClusterRoleBinding": ("clusterrolebindings", false),
             "Deployment": ("deployments", true),
             "Service": ("services", true),
+            "ConfigMap": ("configmaps", true),
         ]
         guard let entry = table[kind] else { return nil }
         return ResourceType(group: group, version: version, kind: kind, plural: entry.plural, isNamespaced: entry.namespaced)

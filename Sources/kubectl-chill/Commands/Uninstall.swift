@@ -6,7 +6,7 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Remove chill from the cluster.",
             discussion: """
-                Deletes what `kubectl chill install` created: chill-server's Service and Deployment, its RBAC and ServiceAccount, the namespace (only if chill created it; everything in it goes too, the models' vLLM Deployments included) and the VLLMModel CRD, which deletes every VLLMModel. With --keep-crds the CRD and the models stay, for a later install. Objects already gone are skipped, so it can be run again. No confirmation is asked.
+                Deletes what `kubectl chill install` created: chill-server's Service and Deployment, the chill-state ConfigMap (the active model), its RBAC and ServiceAccount, the namespace (only if chill created it; everything in it goes too, the models' vLLM Deployments included) and the VLLMModel CRD, which deletes every VLLMModel. With --keep-crds the CRD and the models stay, for a later install. Objects already gone are skipped, so it can be run again. No confirmation is asked.
 
                 Examples:
                   kubectl chill uninstall
@@ -41,7 +41,7 @@ extension KubectlChill {
             try await global.withClient { client in
                 var deleted = 0
                 var namespaceDeleted = false
-                for object in InstallManifests.generate(InstallOptions(namespace: namespace)).reversed() {
+                for object in Self.objects(namespace: namespace) {
                     guard let type = InstallManifests.resourceType(of: object), let name = object.objectName else { continue }
                     let api = client.untyped(type, namespace: namespace)
                     let kubectlName = Self.kubectlName(type, name)
@@ -76,6 +76,20 @@ extension KubectlChill {
                     console.out("chill is uninstalled from \(namespace) (\(Self.plural(deleted, "object")) deleted)")
                 }
             }
+        }
+
+        /// What to delete, in order: the install's objects in reverse apply order, with the `chill-state`
+        /// ConfigMap (written by `switch` and chill-server, not by install) right after the proxy is gone:
+        /// a namespace chill did not create survives the uninstall, and a stale active model must not.
+        static func objects(namespace: String) -> [JSONValue] {
+            var objects = Array(InstallManifests.generate(InstallOptions(namespace: namespace)).reversed())
+            let state: JSONValue = [
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": ["name": .string(ChillContract.stateConfigMap), "namespace": .string(namespace)],
+            ]
+            let proxy = objects.firstIndex { $0["kind"] == "Deployment" } ?? 0
+            objects.insert(state, at: proxy + 1)
+            return objects
         }
 
         /// Polls until the namespace (Terminating while its contents go) no longer exists.
