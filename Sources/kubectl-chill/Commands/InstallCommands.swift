@@ -25,7 +25,7 @@ struct InstallFlags: ParsableArguments {
     var adminTokenSecret: String?
 
     @Option(help: ArgumentHelp(
-        "A Secret in the namespace whose key `\(InstallManifests.apiKeyKey)` chill-server sends to vLLM (VLLM_API_KEY).",
+        "A Secret in the namespace whose key `\(InstallManifests.apiKeyKey)` is the API key vLLM requires: chill-server sends it (VLLM_API_KEY) and gives the Secret to the vLLM pods.",
         valueName: "name"))
     var apiKeySecret: String?
 
