@@ -15,15 +15,19 @@ import Foundation
 struct ChillServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chill-server",
-        abstract: "The chill proxy: scale-to-zero and wake-on-request in front of vLLM.",
+        abstract: "The chill proxy and controller: scale-to-zero and wake-on-request for vLLM.",
         discussion: """
-            Proxies every OpenAI-compatible request to vLLM, wakes the model when a request arrives
-            while it is scaled down (holding the request), and frees the GPUs after --idle-timeout
-            with nothing in flight.
+            With --backend kubernetes, runs every VLLMModel in the cluster: a Deployment and Service
+            vllm-<model> per model in --namespace, requests routed by their "model" field to the
+            model's ready pods, a model woken by the request that needs it (holding the request),
+            scaled to zero after its idle timeout, and one model on the GPUs at a time (--mode
+            exclusive). With --backend process, fronts one local command.
 
             Examples:
-              # In a cluster, in front of Deployment vllm in namespace llm:
-              chill-server --namespace llm --deployment vllm --target-host vllm --target-port 8000
+              # In a cluster (what kubectl chill install runs):
+              chill-server --namespace chill-system
+              # From a workstation, against any cluster:
+              chill-server --kubeconfig ~/.kube/config --namespace chill-system --port 8080
               # On a workstation, in front of a local process:
               chill-server --backend process --command "vllm serve Qwen/Qwen3-0.6B --port 8000" --idle-timeout 10m
             """,
@@ -55,47 +59,61 @@ struct ChillServer: AsyncParsableCommand {
     }
 }
 
-/// The assembled server: backend, scaler, routes and proxy. `buildServices` is the seam tests use.
+/// The assembled server: models, routes and proxy. `ChillApp(config:)` is the seam tests use.
 struct ChillApp {
     let proxy: ProxyServer
     let services: [ServiceGroupConfiguration.ServiceConfiguration]
+    let models: ModelRegistry
 
     init(config: ServerConfig, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
-        let backend: any Backend
+        let hub = MetricsHub()
+        let registry = ModelRegistry()
+        let shutdown = ShutdownFlag()
+        let apiKey = APIKey(config.apiKey)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let routes: LocalRoutes
         switch config.backend {
         case .process:
-            backend = ProcessBackend(
+            // One model: the local command.
+            let backend = ProcessBackend(
                 command: config.command ?? "", target: config.target, logFile: config.logFile, stopGrace: config.stopGrace,
                 logger: Logger(label: "chill.backend.process"))
+            let policy = ScalingPolicy(model: config.servedModelName, idleTimeout: config.idleTimeout, wakeTimeout: config.wakeTimeout, maxHeld: config.maxHeld, gpus: config.gpus)
+            let metrics = hub.metrics(for: config.servedModelName)
+            let scaler = Scaler(policy: policy, backend: backend, clock: ContinuousClock(), logger: logger, metrics: metrics)
+            metrics.setState(.scaledDown)
+            registry.put(ServedModelHandle(id: config.servedModelName, servedName: config.servedModelName, proxy: scaler, control: scaler))
+            registry.setActive(config.servedModelName)
+            routes = LocalRoutes(
+                models: registry, isReady: { await scaler.hasObservedBackend() }, metrics: hub, adminToken: config.adminToken,
+                apiKey: apiKey, shutdown: shutdown)
+            services = [
+                .init(service: TaskService("backend") { try await backend.run() }),
+                .init(service: TaskService("scaler") { await scaler.run() }),
+            ]
         case .kubernetes:
             let clientConfig: ClientConfiguration
             do { clientConfig = try ClientConfiguration.load(kubeconfig: config.kubeconfig, context: config.context) } catch {
                 throw ServerConfig.Invalid(description: "\(error)")
             }
             let client = KubeClient(configuration: clientConfig, namespace: config.namespace, userAgent: "chill-server/\(ChillVersion.current)")
-            backend = KubernetesBackend(
-                client: client, namespace: config.namespace ?? client.namespace, deployment: config.deployment,
-                target: config.target, logger: Logger(label: "chill.backend.kubernetes"))
+            let controller = ModelController(
+                client: client, settings: ControllerSettings(config, namespace: config.namespace ?? client.namespace),
+                registry: registry, metrics: hub, logger: Logger(label: "chill.controller"))
+            routes = LocalRoutes(
+                models: registry, switcher: controller, isReady: { controller.hasSynced }, metrics: hub, adminToken: config.adminToken,
+                apiKey: apiKey, shutdown: shutdown)
+            services = [.init(service: TaskService("controller") { await controller.run() })]
         }
-        let policy = ScalingPolicy(model: config.servedModelName, idleTimeout: config.idleTimeout, wakeTimeout: config.wakeTimeout, maxHeld: config.maxHeld, gpus: config.gpus)
-        let metrics = ChillMetrics(model: config.servedModelName)
-        let scaler = Scaler(policy: policy, backend: backend, clock: ContinuousClock(), logger: logger, metrics: metrics)
-        metrics.setState(.scaledDown)
-        let shutdown = ShutdownFlag()
-        let routes = LocalRoutes(
-            servedModelNames: [config.servedModelName], control: scaler, isModelReady: { scaler.gate.snapshot.isReady },
-            metrics: metrics, adminToken: config.adminToken, shutdown: shutdown, gpus: config.gpus)
         let environment = ProxyEnvironment(
-            model: scaler, pool: UpstreamPool(group: group), routes: routes, metrics: metrics, maxBodySize: config.maxBodySize,
-            idleConnectionTimeout: .nanoseconds(Int64(config.idleConnectionTimeout.seconds * 1e9)), logger: logger, shutdown: shutdown)
+            models: registry, pool: UpstreamPool(group: group), routes: routes, metrics: hub, maxBodySize: config.maxBodySize,
+            idleConnectionTimeout: .nanoseconds(Int64(config.idleConnectionTimeout.seconds * 1e9)), logger: logger, shutdown: shutdown,
+            heldBytes: ByteBudget(limit: config.maxHeldBytes), apiKey: apiKey)
         proxy = ProxyServer(host: config.host, port: config.port, environment: environment, group: group, shutdownGrace: config.shutdownGrace)
-        // Graceful shutdown runs in reverse order: the proxy drains first, then the scaler and the
-        // backend stop (the process backend stops its child; a Deployment is left as it is).
-        services = [
-            .init(service: TaskService("backend") { try await backend.run() }),
-            .init(service: TaskService("scaler") { await scaler.run() }),
-            .init(service: proxy),
-        ]
+        models = registry
+        // Graceful shutdown runs in reverse order: the proxy drains first, then the models stop (the
+        // process backend stops its child; Deployments are left as they are).
+        self.services = services + [.init(service: proxy)]
     }
 }
 

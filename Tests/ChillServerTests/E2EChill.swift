@@ -24,11 +24,11 @@ final class E2EChill: @unchecked Sendable {
 
     /// `arguments` are chill-server flags; `--host 127.0.0.1 --port 0 --log-file <tmp>` and short
     /// shutdown/stop grace periods are added.
-    static func start(_ arguments: [String]) async throws -> E2EChill {
+    static func start(_ arguments: [String], environment: [String: String] = [:]) async throws -> E2EChill {
         let logFile = FileManager.default.temporaryDirectory.appendingPathComponent("chill-e2e-\(UUID().uuidString).log").path
         let all = ["--host", "127.0.0.1", "--port", "0", "--log-file", logFile, "--shutdown-grace", "3s", "--stop-grace", "3s"] + arguments
         let options = try ServerOptions.parse(all)
-        let config = try ServerConfig(options, environment: [:])
+        let config = try ServerConfig(options, environment: environment)
         var logger = Logger(label: "chill.e2e")
         logger.logLevel = ProcessInfo.processInfo.environment["CHILL_TEST_LOG"] != nil ? .debug : .critical
         let app = try ChillApp(config: config, logger: logger)
@@ -175,62 +175,67 @@ enum E2E {
 struct E2EKube {
     let server: KubeTestServer
     let kubeconfigPath: String
-    static let namespace = "default"
-    static let deployment = "vllm"
+    static let namespace = "chill-system"
+    static let deployment = "vllm-\(E2E.model)"
 
-    static func start(autoReady: Bool = true) async throws -> E2EKube {
-        let server = try await KubeTestServer.start()
+    /// A test API server with the VLLMModel CRD, the install namespace, and (when `modelPort` is set)
+    /// VLLMModel `E2E.model` whose pods listen on 127.0.0.1:modelPort.
+    static func start(autoReady: Bool = true, modelPort: Int? = nil) async throws -> E2EKube {
+        let server = try await KubeTestServer.start(namespaces: ["default", "kube-system", namespace])
         server.simulator.autoReady = autoReady
-        let deployment: JSONValue = [
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": ["name": .string(deployment), "labels": ["app": .string(deployment)]],
-            "spec": [
-                "replicas": 0,
-                "selector": ["matchLabels": ["app": .string(deployment)]],
-                "template": [
-                    "metadata": ["labels": ["app": .string(deployment)]],
-                    "spec": ["containers": [["name": "vllm", "image": "vllm/vllm-openai:v0.6.3", "ports": [["containerPort": 8000]]]]],
-                ],
-            ],
-        ]
-        let created = await server.handle("POST", "/apis/apps/v1/namespaces/\(namespace)/deployments", json: deployment)
-        guard created.status == 201 else {
+        let crd = await server.handle("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json: VLLMModelCRD.definition())
+        guard crd.status == 201 else {
             try? await server.shutdown()
-            throw E2EHTTP.Failure.malformed("creating the Deployment: \(created.status) \(created.text)")
+            throw E2EHTTP.Failure.malformed("registering the CRD: \(crd.status) \(crd.text)")
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chill-e2e-kubeconfig-\(UUID().uuidString)").path
-        try server.kubeconfig().write(toFile: path, atomically: true, encoding: .utf8)
-        return E2EKube(server: server, kubeconfigPath: path)
+        let kube = E2EKube(server: server, kubeconfigPath: FileManager.default.temporaryDirectory.appendingPathComponent("chill-e2e-kubeconfig-\(UUID().uuidString)").path)
+        try server.kubeconfig().write(toFile: kube.kubeconfigPath, atomically: true, encoding: .utf8)
+        if let modelPort { try await kube.createModel(E2E.model, port: modelPort) }
+        return kube
     }
 
-    /// chill-server flags for this cluster, sending traffic to 127.0.0.1:targetPort.
-    func chillArguments(targetPort: Int) -> [String] {
-        ["--backend", "kubernetes", "--kubeconfig", kubeconfigPath, "--namespace", Self.namespace, "--deployment", Self.deployment,
-         "--target-host", "127.0.0.1", "--target-port", String(targetPort), "--served-model-name", E2E.model]
+    /// Creates a VLLMModel served on 127.0.0.1:port (the simulator's pods get that IP), without GPUs.
+    func createModel(_ name: String, port: Int, servedName: String? = nil, extra: [String: JSONValue] = [:]) async throws {
+        var spec: JSONValue = ["modelName": "Qwen/Qwen3-0.6B", "port": .int(port), "gpus": 0, "image": "vllm/vllm-openai:v0.12.0"]
+        if let servedName { spec["servedModelName"] = .string(servedName) }
+        for (key, value) in extra { spec[key] = value }
+        let model: JSONValue = ["apiVersion": "chill.dev/v1alpha1", "kind": "VLLMModel", "metadata": ["name": .string(name)], "spec": spec]
+        let created = await server.handle("POST", "/apis/chill.dev/v1alpha1/vllmmodels", json: model)
+        guard created.status == 201 else { throw E2EHTTP.Failure.malformed("creating VLLMModel \(name): \(created.status) \(created.text)") }
     }
 
-    /// PATCHes of the Deployment's scale subresource, with the replicas they asked for.
-    func scalePatches() async -> [(replicas: Int?, status: Int)] {
-        await server.requests
-            .filter { $0.method == "PATCH" && $0.path.hasPrefix("/apis/apps/v1/namespaces/\(Self.namespace)/deployments/\(Self.deployment)/scale") }
-            .map { request in ((try? JSONValue.parse(request.body))?["spec"]?["replicas"]?.intValue, request.status) }
+    /// chill-server flags for this cluster.
+    func chillArguments(targetPort: Int = 0) -> [String] {
+        ["--backend", "kubernetes", "--kubeconfig", kubeconfigPath, "--namespace", Self.namespace]
     }
 
-    func replicas() async -> Int? {
-        let response = await server.handle(method: "GET", path: "/apis/apps/v1/namespaces/\(Self.namespace)/deployments/\(Self.deployment)")
+    /// Server-side applies of a model's Deployment that changed its replicas, with the replicas asked for.
+    func scalePatches(model: String = E2E.model) async -> [(replicas: Int?, status: Int)] {
+        var last: Int?
+        var result: [(replicas: Int?, status: Int)] = []
+        for request in await server.requests where request.method == "PATCH" && request.path.hasPrefix("/apis/apps/v1/namespaces/\(Self.namespace)/deployments/vllm-\(model)?") {
+            let replicas = (try? JSONValue.parse(request.body))?["spec"]?["replicas"]?.intValue ?? 0
+            if replicas != (last ?? 0) { result.append((replicas, request.status)) }
+            last = replicas
+        }
+        return result
+    }
+
+    func replicas(model: String = E2E.model) async -> Int? {
+        let response = await server.handle(method: "GET", path: "/apis/apps/v1/namespaces/\(Self.namespace)/deployments/vllm-\(model)")
         return response.json?["spec"]?["replicas"]?.intValue
     }
 
     /// Waits until the Deployment asks for `n` replicas (its Pods exist as soon as it does: the simulator
     /// reconciles before the write returns).
-    func waitForReplicas(_ n: Int, timeout: Duration = .seconds(10)) async throws {
-        try await E2EWait.until("the Deployment at \(n) replicas", timeout: timeout) {
-            let replicas = await replicas()
+    func waitForReplicas(_ n: Int, model: String = E2E.model, timeout: Duration = .seconds(10)) async throws {
+        try await E2EWait.until("the Deployment of \(model) at \(n) replicas", timeout: timeout) {
+            let replicas = await replicas(model: model)
             return (replicas == n, "replicas \(replicas.map(String.init) ?? "-")")
         }
     }
 
-    func markReady() async { await server.markPodsReady(namespace: Self.namespace, deployment: Self.deployment) }
+    func markReady(model: String = E2E.model) async { await server.markPodsReady(namespace: Self.namespace, deployment: "vllm-\(model)") }
 
     func stop() async {
         try? await server.shutdown()

@@ -1,3 +1,4 @@
+import Shared
 import Foundation
 import Testing
 @testable import ChillServer
@@ -41,21 +42,29 @@ import Testing
         _ body: (E2EChill, E2EKube) async throws -> Void
     ) async throws {
         let kube = try await E2EKube.start(autoReady: autoReady)
+        // Per-model timeouts live in the VLLMModel's spec.
+        var spec: [String: JSONValue] = [:]
+        if let i = extra.firstIndex(of: "--wake-timeout"), i + 1 < extra.count { spec["wakeTimeout"] = .string(extra[i + 1]) }
+        try await kube.createModel(E2E.model, port: targetPort, extra: spec)
         let chill: E2EChill
-        do { chill = try await E2EChill.start(kube.chillArguments(targetPort: targetPort) + extra) } catch {
+        do { chill = try await E2EChill.start(kube.chillArguments() + extra) } catch {
             await kube.stop()
             throw error
         }
         do {
-            try await chill.waitForStats("the first backend observation", timeout: .seconds(10)) { stats in
-                (stats["backend"] as? [String: Any]) != nil && stats["state"] as? String == "ScaledDown"
-            }
+            // Ready once the controller's caches are synced and the model's runtime exists.
             try await E2EWait.until("/readyz 200") {
                 let r = try await chill.request("GET", "/readyz", timeout: 5)
                 return (r.status == 200, "\(r)")
             }
+            try await chill.waitForStats("the first backend observation", timeout: .seconds(10)) { stats in
+                (stats["backend"] as? [String: Any]) != nil && stats["state"] as? String == "ScaledDown"
+            }
             try await body(chill, kube)
         } catch {
+            if ProcessInfo.processInfo.environment["CHILL_TEST_LOG"] != nil {
+                for r in await kube.server.requests { print("kube:", r.method, r.path, r.status) }
+            }
             await chill.stop()
             Task { await kube.stop() }
             throw error
@@ -376,9 +385,8 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func kubernetesHundredConcurrentColdRequestsMakeExactlyOneScaleUp() async throws {
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", E2E.model, "--quiet"])
-        defer { sim.kill() }
-        try await Self.withKubeChill(autoReady: false, targetPort: sim.port, extra: ["--wake-timeout", "30s"]) { chill, kube in
+        let simPort = try VLLMSim.freePort()  // the engine is not up yet
+        try await Self.withKubeChill(autoReady: false, targetPort: simPort, extra: ["--wake-timeout", "30s"]) { chill, kube in
             let count = 100
             let responses = Task {
                 try await withThrowingTaskGroup(of: E2EHTTP.Response.self) { group in
@@ -390,14 +398,15 @@ import Testing
                     return all
                 }
             }
-            // All 100 held at once; /health already answers 200 but the Pods aren't Ready: they stay held.
+            // All 100 held at once while the pod exists but its engine does not answer /health yet.
             try await chill.waitForStats("\(count) requests held", timeout: .seconds(20)) { E2EChill.int($0["held"]) == count }
-            try await Task.sleep(for: .milliseconds(400))
-            #expect(E2EChill.int(try await chill.stats()["held"]) == count)
+            try await kube.waitForReplicas(1)
             #expect(try await chill.state() == "Waking")
 
-            try await kube.waitForReplicas(1)
-            await kube.markReady()
+            // The engine answers /health on the pod's IP and port: chill routes to it at once (its own
+            // probe, not the kubelet's slower readiness).
+            let sim = try await VLLMSim.launch(args: ["--port", String(simPort), "--served-model-name", E2E.model, "--quiet"])
+            defer { sim.kill() }
             let all = try await responses.value
             #expect(all.count == count)
             #expect(all.allSatisfy { $0.status == 200 }, "\(Dictionary(grouping: all, by: \.status).mapValues(\.count))")
@@ -412,9 +421,8 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func kubernetesCrashLoopBackOffIsAFast503NamingTheCause() async throws {
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", E2E.model, "--quiet"])
-        defer { sim.kill() }
-        try await Self.withKubeChill(autoReady: true, targetPort: sim.port, extra: ["--wake-timeout", "60s"]) { chill, kube in
+        let simPort = try VLLMSim.freePort()  // a crash-looping engine answers nothing
+        try await Self.withKubeChill(autoReady: true, targetPort: simPort, extra: ["--wake-timeout", "60s"]) { chill, kube in
             await kube.server.setDeploymentFailure(.crashLoopBackOff(restartCount: 4), namespace: E2EKube.namespace, deployment: E2EKube.deployment)
             let response = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat(), timeout: 30)
             #expect(response.status == 503, "\(response)")
@@ -438,9 +446,8 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func kubernetesWakeTimeoutIs503WithRetryAfterNever502() async throws {
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", E2E.model, "--quiet"])
-        defer { sim.kill() }
-        try await Self.withKubeChill(autoReady: false, targetPort: sim.port, extra: ["--wake-timeout", "1s"]) { chill, kube in
+        let simPort = try VLLMSim.freePort()  // nothing ever answers /health there
+        try await Self.withKubeChill(autoReady: false, targetPort: simPort, extra: ["--wake-timeout", "1s"]) { chill, kube in
             let responses = try await withThrowingTaskGroup(of: E2EHTTP.Response.self) { group in
                 for _ in 0..<3 { group.addTask { try await chill.request("POST", "/v1/chat/completions", body: E2E.chat(), timeout: 30) } }
                 var all: [E2EHTTP.Response] = []

@@ -1,10 +1,37 @@
 import Prometheus
 import Synchronization
 
-/// chill's own Prometheus metrics (`/proxy/metrics`). Counters on the request path are looked up
-/// once per status code and cached; gauges that describe state are set at scrape time.
-final class ChillMetrics: Sendable {
+/// The one registry behind `/proxy/metrics`: every model's `chill_*` series (labelled `model`) and
+/// the process metrics.
+final class MetricsHub: Sendable {
     let registry = PrometheusCollectorRegistry()
+    private let process = ProcessMetrics()
+    private let models = Mutex<[String: ChillMetrics]>([:])
+
+    init() {}
+
+    /// The series of one model; the same object for the same name (a re-created model keeps counting).
+    func metrics(for model: String) -> ChillMetrics {
+        models.withLock { models in
+            if let existing = models[model] { return existing }
+            let created = ChillMetrics(model: model, registry: registry)
+            models[model] = created
+            return created
+        }
+    }
+
+    /// The Prometheus text, after `refresh` set each model's scrape-time gauges.
+    func render() -> [UInt8] {
+        var buffer = registry.emitToBuffer()
+        buffer += process.render()
+        return buffer
+    }
+}
+
+/// One model's Prometheus series. Counters on the request path are looked up once per status code
+/// and cached; gauges that describe state are set at scrape time.
+final class ChillMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
     let model: String
     private let requestCounters = Mutex<[Int: Counter]>([:])
     private let requestDuration: DurationHistogram
@@ -14,10 +41,10 @@ final class ChillMetrics: Sendable {
     private let inFlight: Gauge
     private let idleSeconds: Gauge
     private let scaledDownSeconds: Gauge
-    private let process = ProcessMetrics()
 
-    init(model: String) {
+    init(model: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.model = model
+        self.registry = registry
         let labels = [("model", model)]
         requestDuration = registry.makeDurationHistogram(
             name: "chill_request_duration_seconds", labels: labels,
@@ -58,13 +85,10 @@ final class ChillMetrics: Sendable {
     func setState(_ phase: ModelPhase) { modelState.set(phase.metricValue) }
     func setHeld(_ count: Int) { held.set(Double(count)) }
 
-    /// The Prometheus text, with scrape-time gauges refreshed.
-    func render(inFlight inFlightNow: Int, idle: Double, scaledDown: Double) -> [UInt8] {
+    /// Sets the gauges read at scrape time.
+    func refresh(inFlight inFlightNow: Int, idle: Double, scaledDown: Double) {
         inFlight.set(Double(inFlightNow))
         idleSeconds.set(idle)
         scaledDownSeconds.set(scaledDown)
-        var buffer = registry.emitToBuffer()
-        buffer += process.render()
-        return buffer
     }
 }

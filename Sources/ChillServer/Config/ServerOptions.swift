@@ -14,8 +14,31 @@ struct ServerOptions: ParsableArguments {
         case kubernetes, process
     }
 
-    @Option(help: "What to scale: kubernetes (a Deployment) or process (a local command). Default: kubernetes inside a cluster, else process.")
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        /// One model on the GPUs at a time (the seeds' default).
+        case exclusive
+    }
+
+    @Option(help: "What runs the models: kubernetes (a Deployment per VLLMModel) or process (one local command). Default: kubernetes inside a cluster or with --kubeconfig, else process (env CHILL_BACKEND).")
     var backend: BackendKind?
+
+    @Option(help: "How models share the GPUs: exclusive = one at a time, switching on demand (env CHILL_MODE).")
+    var mode: Mode?
+
+    @Option(help: "Serve only the VLLMModels matching this label selector, e.g. tier=gpu (env MODEL_SELECTOR).")
+    var modelSelector: String?
+
+    @Option(help: "On a switch, how long in-flight requests on the old model may run before it is stopped anyway (env DRAIN_TIMEOUT).")
+    var drainTimeout: String?
+
+    @Option(help: "A model that just became active keeps the GPUs at least this long, so alternating requests cannot thrash (env MIN_RESIDENCY).")
+    var minResidency: String?
+
+    @Option(help: "Bytes of held request bodies, all models together, before answering 429 (env MAX_HELD_BYTES).")
+    var maxHeldBytes: Int?
+
+    @Option(help: "Secret (in --namespace) whose key api-key is the API key; wired into the vLLM pods as VLLM_API_KEY (env VLLM_API_KEY_SECRET). The key itself comes from env VLLM_API_KEY.")
+    var apiKeySecret: String?
 
     @Option(help: "Address to listen on.")
     var host: String = "0.0.0.0"
@@ -26,16 +49,13 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "The model name clients send and /v1/models lists (env MODEL_ID).")
     var servedModelName: String?
 
-    @Option(help: "Namespace of the vLLM Deployment (env VLLM_NAMESPACE; default: the pod's namespace).")
+    @Option(name: [.long, .customShort("n")], help: "The install namespace: models' Deployments, Services and the chill-state ConfigMap live here (env VLLM_NAMESPACE; default: the kubeconfig's namespace, in a pod its own).")
     var namespace: String?
 
-    @Option(help: "The vLLM Deployment to scale (env VLLM_DEPLOYMENT).")
-    var deployment: String?
-
-    @Option(help: "Host of the vLLM Service or process (env VLLM_TARGET).")
+    @Option(help: "Host of the local process (--backend process; env VLLM_TARGET).")
     var targetHost: String?
 
-    @Option(help: "Port of vLLM (env VLLM_PORT).")
+    @Option(help: "Port of the local process (--backend process; env VLLM_PORT).")
     var targetPort: Int?
 
     @Option(help: "Scale to zero after this long with no request in flight, e.g. 5m (env IDLE_TIMEOUT).")
@@ -90,9 +110,17 @@ struct ServerConfig: Sendable {
     var host: String
     var port: Int
     var servedModelName: String
+    /// `MODEL_ID`: the model active at first start (before `chill-state` exists).
+    var initialModel: String?
     var namespace: String?
-    var deployment: String
     var target: UpstreamTarget
+    var mode: ServerOptions.Mode
+    var modelSelector: String?
+    var drainTimeout: Duration
+    var minResidency: Duration
+    var maxHeldBytes: Int
+    var apiKey: String?
+    var apiKeySecret: String?
     var idleTimeout: Duration
     var wakeTimeout: Duration
     var maxHeld: Int
@@ -134,13 +162,28 @@ struct ServerConfig: Sendable {
         }
 
         let inCluster = env["KUBERNETES_SERVICE_HOST"].map { !$0.isEmpty } ?? false
-        backend = o.backend ?? (inCluster ? .kubernetes : .process)
+        if let text = env["CHILL_BACKEND"], !text.isEmpty, o.backend == nil, ServerOptions.BackendKind(rawValue: text) == nil {
+            throw Invalid(description: "CHILL_BACKEND=\"\(text)\" is not kubernetes or process")
+        }
+        backend = o.backend ?? env["CHILL_BACKEND"].flatMap(ServerOptions.BackendKind.init(rawValue:))
+            ?? (inCluster || o.kubeconfig != nil ? .kubernetes : .process)
+        if let text = env["CHILL_MODE"], !text.isEmpty, o.mode == nil, ServerOptions.Mode(rawValue: text) == nil {
+            throw Invalid(description: "CHILL_MODE=\"\(text)\" is not a mode — use exclusive")
+        }
+        mode = o.mode ?? env["CHILL_MODE"].flatMap(ServerOptions.Mode.init(rawValue:)) ?? .exclusive
         host = o.host
         port = try integer("port", o.port, "PORT", default: 8080, range: 0...65535)
-        deployment = o.deployment ?? env["VLLM_DEPLOYMENT"] ?? "vllm"
-        namespace = o.namespace ?? env["VLLM_NAMESPACE"]
-        servedModelName = o.servedModelName ?? env["MODEL_ID"] ?? deployment
-        let targetHost = o.targetHost ?? env["VLLM_TARGET"] ?? (backend == .process ? "127.0.0.1" : deployment)
+        namespace = o.namespace ?? env["VLLM_NAMESPACE"].flatMap { $0.isEmpty ? nil : $0 }
+        initialModel = o.servedModelName ?? env["MODEL_ID"].flatMap { $0.isEmpty ? nil : $0 }
+        servedModelName = initialModel ?? "vllm"
+        modelSelector = o.modelSelector ?? env["MODEL_SELECTOR"].flatMap { $0.isEmpty ? nil : $0 }
+        drainTimeout = try duration("drain-timeout", o.drainTimeout ?? env["DRAIN_TIMEOUT"] ?? "2m")
+        minResidency = try duration("min-residency", o.minResidency ?? env["MIN_RESIDENCY"] ?? "30s")
+        maxHeldBytes = try integer("max-held-bytes", o.maxHeldBytes, "MAX_HELD_BYTES", default: 96 << 20, range: 1024...(8 << 30))
+        let key = env["VLLM_API_KEY"]
+        apiKey = key?.isEmpty == false ? key : nil
+        apiKeySecret = o.apiKeySecret ?? env["VLLM_API_KEY_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        let targetHost = o.targetHost ?? env["VLLM_TARGET"] ?? "127.0.0.1"
         let targetPort = try integer("target-port", o.targetPort, "VLLM_PORT", default: 8000, range: 1...65535)
         target = UpstreamTarget(host: targetHost, port: targetPort)
         idleTimeout = try duration("idle-timeout", o.idleTimeout ?? env["IDLE_TIMEOUT"] ?? "5m")

@@ -60,6 +60,37 @@ struct OpenAIError: Sendable {
         OpenAIError(status: .notFound, message: "no route for \(path)", type: "invalid_request_error", code: "not_found")
     }
 
+    static let invalidAPIKey = OpenAIError(
+        status: .unauthorized, message: "a valid API key is required: send Authorization: Bearer <key>", type: "invalid_request_error", code: "invalid_api_key")
+
+    static func unknownModel(_ name: String, available: [String]) -> OpenAIError {
+        let list = available.isEmpty ? "none are served yet (kubectl chill create NAME --model ORG/MODEL)" : available.joined(separator: ", ")
+        return OpenAIError(
+            status: .notFound, message: "The model `\(name)` does not exist. Available models: \(list)", type: "invalid_request_error", code: "model_not_found")
+    }
+
+    static func noActiveModel(available: [String]) -> OpenAIError {
+        let list = available.isEmpty ? "none" : available.joined(separator: ", ")
+        return OpenAIError(
+            status: .badRequest, message: "the request names no model and no model is active: set \"model\" to one of: \(list)", type: "invalid_request_error", code: "model_required")
+    }
+
+    static let invalidModelField = OpenAIError(
+        status: .badRequest, message: "\"model\" must be a string naming a served model", type: "invalid_request_error", code: "invalid_model")
+
+    static let malformedBody = OpenAIError(
+        status: .badRequest, message: "the request body is not valid JSON: it ends before the object does", type: "invalid_request_error", code: "invalid_json")
+
+    static func heldBytesExhausted(limit: Int) -> OpenAIError {
+        OpenAIError(
+            status: .tooManyRequests, message: "too many request bytes are already held while models wake (\(limit) bytes, --max-held-bytes); retry shortly",
+            type: "rate_limit_error", code: "held_bytes_exhausted", retryAfterSeconds: 5)
+    }
+
+    static func modelSwitching(_ model: String, detail: String) -> OpenAIError {
+        OpenAIError(status: .serviceUnavailable, message: "model \(model): \(detail)", type: "service_unavailable", code: "model_switching", retryAfterSeconds: 30)
+    }
+
     static let unauthorized = OpenAIError(
         status: .unauthorized, message: "this endpoint needs the admin token: send Authorization: Bearer <token>", type: "authentication_error", code: "invalid_admin_token")
 

@@ -4,17 +4,22 @@ import NIOHTTP1
 
 /// Everything a connection handler shares with the rest of the server.
 final class ProxyEnvironment: Sendable {
-    let model: any ProxyModel
+    let models: ModelRegistry
     let pool: UpstreamPool
     let routes: LocalRoutes
-    let metrics: ChillMetrics?
+    let metrics: MetricsHub?
     let maxBodySize: Int
     let idleConnectionTimeout: TimeAmount
     let logger: Logger
     let shutdown: ShutdownFlag
+    /// Bodies of held requests, all models together, stay within this budget.
+    let heldBytes: ByteBudget
+    /// Clients must send `Authorization: Bearer <key>` on `/v1/*` (nil: no key).
+    let apiKey: APIKey?
 
-    init(model: any ProxyModel, pool: UpstreamPool, routes: LocalRoutes, metrics: ChillMetrics?, maxBodySize: Int, idleConnectionTimeout: TimeAmount, logger: Logger, shutdown: ShutdownFlag) {
-        self.model = model
+    init(models: ModelRegistry, pool: UpstreamPool, routes: LocalRoutes, metrics: MetricsHub?, maxBodySize: Int, idleConnectionTimeout: TimeAmount,
+         logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget = ByteBudget(limit: 64 << 20), apiKey: APIKey? = nil) {
+        self.models = models
         self.pool = pool
         self.routes = routes
         self.metrics = metrics
@@ -22,6 +27,8 @@ final class ProxyEnvironment: Sendable {
         self.idleConnectionTimeout = idleConnectionTimeout
         self.logger = logger
         self.shutdown = shutdown
+        self.heldBytes = heldBytes
+        self.apiKey = apiKey
     }
 }
 
@@ -45,6 +52,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case idle
         /// A chill-owned route; its (small) body is collected.
         case local(HTTPRequestHead, ByteBuffer)
+        /// Reading the body only until its top-level `model` is known; parts are kept to replay.
+        case routing(head: HTTPRequestHead, parts: [IOData], scanner: ModelFieldScanner)
         /// Waiting for a wake, or for an upstream connection; parts are kept to replay.
         case waiting(head: HTTPRequestHead, parts: [IOData], ended: Bool)
         /// Relaying.
@@ -67,6 +76,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         var replay: (HTTPRequestHead, [IOData])?
         var retried = false
         var clientAddress: String?
+        /// The model this request goes to, once known.
+        var model: ServedModelHandle?
+        /// The replica leased for it (given back when the request ends).
+        var target: UpstreamTarget?
+        /// Bytes of this request counted against the shared held-bytes budget.
+        var heldBytes = 0
+        var countsAsActivity = true
     }
 
     init(environment: ProxyEnvironment) {
@@ -136,21 +152,57 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         switch env.routes.route(for: head) {
         case .local:
             state = .local(head, context?.channel.allocator.buffer(capacity: 0) ?? ByteBuffer())
-        case .proxy(let countsAsActivity):
+        case .proxy(let kind):
+            if kind.needsAPIKey, let apiKey = env.apiKey, !apiKey.matches(authorization: head.headers.first(name: "authorization")) {
+                return respond(OpenAIError.invalidAPIKey)
+            }
             var upstreamHead = HeaderRewriting.upstreamRequestHead(head, clientAddress: request.clientAddress)
             upstreamHead.headers.remove(name: "expect")
-            state = .waiting(head: upstreamHead, parts: [], ended: false)
-            if !countsAsActivity {
+            if let apiKey = env.apiKey { upstreamHead.headers.replaceOrAdd(name: "authorization", value: apiKey.bearer) }
+            switch kind {
+            case .metrics(let model):
                 // `/metrics` while the model serves: relayed, but not activity that keeps GPUs awake.
+                request.countsAsActivity = false
+                request.model = model
+                state = .waiting(head: upstreamHead, parts: [], ended: false)
                 connectUpstream()
-            } else if env.model.enterIfReady() {
-                request.countedInFlight = true
-                connectUpstream()
-            } else {
-                hold()
+            case .byModel:
+                state = .routing(head: upstreamHead, parts: [], scanner: ModelFieldScanner())
+            case .activeModel:
+                state = .routing(head: upstreamHead, parts: [], scanner: ModelFieldScanner())
+                resolveModel(.notJSON)
             }
         case .unavailable(let error):
             respond(error)
+        }
+    }
+
+    /// The request's model is known (or known to be absent): send it there, or answer why not.
+    private func resolveModel(_ scan: ModelFieldScanner.Result) {
+        guard case .routing(let head, let parts, _) = state else { return }
+        let requested: String?
+        switch scan {
+        case .pending: return
+        case .found(let name): requested = name
+        case .absent, .notJSON: requested = nil
+        case .invalid: return respond(OpenAIError.invalidModelField)
+        case .malformed: return respond(OpenAIError.malformedBody)
+        }
+        switch env.models.resolve(requested) {
+        case .model(let handle):
+            request.model = handle
+        case .unknown(let name, let available):
+            return respond(OpenAIError.unknownModel(name, available: available))
+        case .noActiveModel(let available):
+            return respond(OpenAIError.noActiveModel(available: available))
+        }
+        state = .waiting(head: head, parts: parts, ended: request.requestEnded)
+        guard let model = request.model?.proxy else { return }
+        if model.enterIfReady() {
+            request.countedInFlight = true
+            connectUpstream()
+        } else {
+            hold()
         }
     }
 
@@ -161,9 +213,19 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             var body = body
             buffer.writeBuffer(&body)
             state = .local(head, buffer)
+        case .routing(let head, var parts, var scanner):
+            request.bufferedBytes += body.readableBytes
+            guard request.bufferedBytes <= env.maxBodySize else { return respond(OpenAIError.bodyTooLarge(limit: env.maxBodySize)) }
+            let result = scanner.feed(body.readableBytesView)
+            parts.append(.byteBuffer(body))
+            state = .routing(head: head, parts: parts, scanner: scanner)
+            resolveModel(result)
         case .waiting(let head, var parts, let ended):
             request.bufferedBytes += body.readableBytes
             guard request.bufferedBytes <= env.maxBodySize else { return respond(OpenAIError.bodyTooLarge(limit: env.maxBodySize)) }
+            if request.heldBytes > 0 || admission != nil {
+                guard reserveHeld(body.readableBytes) else { return respond(OpenAIError.heldBytesExhausted(limit: env.heldBytes.limit)) }
+            }
             parts.append(.byteBuffer(body))
             state = .waiting(head: head, parts: parts, ended: ended)
         case .streaming(let upstream):
@@ -184,6 +246,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .local(let head, let body):
             state = .discarding
             runLocal(head, body: body)
+        case .routing(_, _, var scanner):
+            resolveModel(scanner.finish())
         case .waiting(let head, let parts, _):
             state = .waiting(head: head, parts: parts, ended: true)
         case .streaming(let upstream):
@@ -197,9 +261,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: - Cold path: hold until the model serves
 
     private func hold() {
-        guard let context else { return }
+        guard let context, let model = request.model?.proxy else { return }
+        // The body read so far is kept while the model wakes: it counts against the shared budget.
+        guard reserveHeld(request.bufferedBytes) else { return respond(OpenAIError.heldBytesExhausted(limit: env.heldBytes.limit)) }
         let id = requestID
-        let model = env.model
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let task = Task {
             let result: Result<Void, any Error>
@@ -215,9 +280,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func admissionFinished(id: Int, result: Result<Void, any Error>) {
         admission = nil
-        guard id == requestID, context != nil, case .waiting = state else {
+        guard id == requestID, context != nil, case .waiting = state, let model = request.model?.proxy else {
             // The client left while we waited; give the slot back.
-            if case .success = result { env.model.exit() }
+            if case .success = result { request.model?.proxy.exit() }
             return
         }
         switch result {
@@ -225,20 +290,41 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             request.countedInFlight = true
             connectUpstream()
         case .failure(AdmissionError.tooManyHeld(let limit)):
-            respond(OpenAIError.tooManyHeld(limit: limit, model: env.model.name))
+            respond(OpenAIError.tooManyHeld(limit: limit, model: model.name))
         case .failure(AdmissionError.wakeFailed(let failure)):
-            respond(OpenAIError.wakeFailed(failure, model: env.model.name))
+            respond(OpenAIError.wakeFailed(failure, model: model.name))
         case .failure(let error):
-            respond(OpenAIError.backendUnavailable(model: env.model.name, detail: "\(error)"))
+            respond(OpenAIError.backendUnavailable(model: model.name, detail: "\(error)"))
+        }
+    }
+
+    /// Counts bytes of a held request against the shared budget; false when it is spent.
+    private func reserveHeld(_ bytes: Int) -> Bool {
+        guard bytes > 0 else { return true }
+        guard env.heldBytes.reserve(bytes) else { return false }
+        request.heldBytes += bytes
+        return true
+    }
+
+    private func releaseHeld() {
+        if request.heldBytes > 0 {
+            env.heldBytes.release(request.heldBytes)
+            request.heldBytes = 0
         }
     }
 
     // MARK: - Relaying
 
     private func connectUpstream() {
-        guard let context else { return }
+        guard let context, let model = request.model?.proxy else { return }
+        releaseHeld()
+        returnTarget()
+        guard let target = model.leaseTarget() else {
+            return respond(OpenAIError.backendUnavailable(model: model.name, detail: "no ready replica"))
+        }
+        request.target = target
         let id = requestID
-        env.pool.lease(env.model.target, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+        env.pool.lease(target, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard id == requestID, self.context != nil, case .waiting(let head, let parts, let ended) = state else {
                 if case .success(let connection) = result { env.pool.release(connection) }
                 return
@@ -247,8 +333,15 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             case .success(let connection):
                 startStreaming(connection, head: head, parts: parts, ended: ended)
             case .failure(let error):
-                respond(OpenAIError.backendUnavailable(model: env.model.name, detail: "\(error)"))
+                respond(OpenAIError.backendUnavailable(model: model.name, detail: "\(error)"))
             }
+        }
+    }
+
+    private func returnTarget() {
+        if let target = request.target {
+            request.target = nil
+            request.model?.proxy.returnTarget(target)
         }
     }
 
@@ -304,7 +397,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 return connectUpstream()
             }
             state = .discarding
-            respond(OpenAIError.backendUnavailable(model: env.model.name, detail: error.map { "\($0)" } ?? "connection closed before a response"))
+            respond(OpenAIError.backendUnavailable(model: request.model?.servedName ?? "", detail: error.map { "\($0)" } ?? "connection closed before a response"))
         } else {
             // Mid-response: the only honest signal left is to close the client connection.
             state = .discarding
@@ -346,6 +439,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private func respond(_ error: OpenAIError) {
         admission?.cancel()
         admission = nil
+        releaseHeld()
         state = .discarding
         if error.status == .payloadTooLarge { request.keepAlive = false }
         writeLocal(LocalResponse(status: error.status, headers: error.headers, body: error.body), recordMetrics: true)
@@ -358,7 +452,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
             if closeAfter { self?.context?.close(promise: nil) }
         }
-        if recordMetrics { env.metrics?.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds)) }
+        if recordMetrics, let metrics = request.model?.proxy.metrics ?? env.metrics?.metrics(for: "") {
+            metrics.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds))
+        }
         endRequest()
         if case .discarding = state, !request.requestEnded { return }  // the rest of the body is dropped, then we close
         state = .idle
@@ -367,9 +463,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// The request is over (answered, failed or abandoned): leave the in-flight count once.
     private func endRequest() {
+        releaseHeld()
+        returnTarget()
         if request.countedInFlight {
             request.countedInFlight = false
-            env.model.exit()
+            request.model?.proxy.exit()
         }
     }
 

@@ -66,8 +66,12 @@ final class ProxyServer: ServiceLifecycle.Service {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: shutdownGrace)
         while clock.now < deadline {
-            let snapshot = await environment.routes.control.snapshot()
-            if snapshot.inFlight + snapshot.held == 0 { return }
+            var busy = 0
+            for model in environment.models.all {
+                let snapshot = await model.control.snapshot()
+                busy += snapshot.inFlight + snapshot.held
+            }
+            if busy == 0 { return }
             try? await Task.sleep(for: .milliseconds(50))
         }
     }

@@ -67,6 +67,18 @@ final class ActivityGate<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
+    /// Closes the gate if nothing is in flight and the last activity is at least `timeout` old, in
+    /// one step under the lock: a request admitted a moment earlier keeps it open, one arriving a
+    /// moment later is held for a new wake instead of being scaled away under it.
+    func closeIfIdle(for timeout: Duration) -> Bool {
+        let now = clock.now
+        return state.withLock { s in
+            guard s.isReady, s.inFlight == 0, s.lastActivity.advanced(by: timeout) <= now else { return false }
+            s.isReady = false
+            return true
+        }
+    }
+
     /// Activity that isn't a request in flight (a held request arriving, a manual start).
     func touch() {
         let now = clock.now

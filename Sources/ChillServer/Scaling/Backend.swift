@@ -50,4 +50,15 @@ protocol Backend: Sendable {
 
     /// Watches, probes and supervises until cancelled. Runs for the life of chill-server.
     func run() async throws
+
+    /// Where the next request goes: the ready replica with the fewest requests in flight. nil when
+    /// no replica can take it. Every lease is given back with `returnTarget`.
+    func leaseTarget() -> UpstreamTarget?
+    func returnTarget(_ target: UpstreamTarget)
+}
+
+extension Backend {
+    /// A backend with one address (a local process, a Service) has nothing to balance.
+    func leaseTarget() -> UpstreamTarget? { target }
+    func returnTarget(_ target: UpstreamTarget) {}
 }

@@ -28,7 +28,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
     nonisolated let backend: any Backend
     private let clock: C
     private let logger: Logger
-    private let metrics: ChillMetrics?
+    nonisolated let metrics: ChillMetrics?
 
     private(set) var phase: ModelPhase = .scaledDown
     private(set) var backendStatus = BackendStatus()
@@ -39,19 +39,34 @@ actor Scaler<C: Clock> where C.Duration == Duration {
     private var wakeStartedAt: C.Instant?
     private var lastFailure: (failure: WakeFailure, at: C.Instant)?
     private var stopWhenIdle = false
+    /// Why the last transition happened, for status messages.
+    private(set) var lastReason = ""
     private var phaseSince: C.Instant
     private var stats = WakeStats()
     private let startedAt: C.Instant
+    private var lastWakeReadyAt: C.Instant?
+    /// The only path to `backend.scale`: latest wins, never two calls at once.
+    nonisolated let actuator = ReplicaActuator()
+    /// Told after every phase change (the controller writes status and reconciles on it).
+    private let onChange: @Sendable () -> Void
 
-    init(policy: ScalingPolicy, backend: any Backend, clock: C, logger: Logger, metrics: ChillMetrics? = nil) {
+    init(policy: ScalingPolicy, backend: any Backend, clock: C, logger: Logger, metrics: ChillMetrics? = nil,
+         onChange: @escaping @Sendable () -> Void = {}) {
         self.policy = policy
         self.backend = backend
         self.clock = clock
         self.logger = logger
         self.metrics = metrics
+        self.onChange = onChange
         self.gate = ActivityGate(clock: clock)
         self.phaseSince = clock.now
         self.startedAt = clock.now
+    }
+
+    /// Figures a previous chill-server wrote into the model's status, so totals survive restarts.
+    func restore(scaledDownSeconds: Double?, lastWakeSeconds: Double?) {
+        if let scaledDownSeconds { stats.scaledDownSeconds = max(stats.scaledDownSeconds, scaledDownSeconds) }
+        if let lastWakeSeconds, stats.lastWakeSeconds == nil { stats.lastWakeSeconds = lastWakeSeconds }
     }
 
     // MARK: - Running
@@ -61,6 +76,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.followBackend() }
             group.addTask { await self.idleLoop() }
+            group.addTask { await self.actuate() }
             await group.next()
             group.cancelAll()
         }
@@ -82,7 +98,10 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             if phase == .ready, snapshot.inFlight == 0, held.isEmpty, backendStatus.pendingReplicas == 0 {
                 let deadline = snapshot.lastActivity.advanced(by: policy.idleTimeout)
                 if clock.now >= deadline {
-                    handle(.idleExpired, reason: "idle for \(policy.idleTimeout.formattedSeconds)")
+                    // Checked and closed in one step: a request admitted after the snapshot keeps the model.
+                    if gate.closeIfIdle(for: policy.idleTimeout) {
+                        handle(.idleExpired, reason: "idle for \(policy.idleTimeout.formattedSeconds)")
+                    }
                     continue
                 }
                 do { try await clock.sleep(until: deadline, tolerance: nil) } catch { return }
@@ -195,11 +214,13 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             phaseSince = now
             gate.setReady(next == .ready)
             metrics?.setState(next)
+            lastReason = reason
             logger.info(
                 "model \(previous.rawValue) → \(next.rawValue)",
                 metadata: ["model": "\(policy.model)", "reason": "\(reason)", "backend": "\(backend.name)"])
         }
         for effect in effects { perform(effect) }
+        if next != previous { onChange() }
     }
 
     private func perform(_ effect: LifecycleEffect) {
@@ -256,24 +277,35 @@ actor Scaler<C: Clock> where C.Duration == Duration {
         } else {
             stats.wakes += 1
             stats.lastWakeSeconds = seconds
+            lastWakeReadyAt = clock.now
             stats.totalWakeSeconds += seconds
             metrics?.recordWake(result: "success", seconds: seconds)
         }
     }
 
     private func scale(to replicas: Int) {
+        actuator.request(replicas)
+    }
+
+    /// Carries out scale requests in order, retrying failures with capped exponential backoff.
+    private func actuate() async {
         let backend = self.backend
         let logger = self.logger
-        Task {
-            do { try await backend.scale(to: replicas) } catch {
+        let clock = self.clock
+        await actuator.run(
+            apply: { replicas in try await backend.scale(to: replicas) },
+            failed: { replicas, error in
                 logger.error("scaling failed", metadata: ["replicas": "\(replicas)", "error": "\(error)"])
                 await self.scaleFailed(replicas: replicas, error: error)
-            }
-        }
+            },
+            retryDelay: { attempt in
+                try await clock.sleep(for: .milliseconds(min(30_000, 500 << min(attempt, 6))))
+            })
     }
 
     private func scaleFailed(replicas: Int, error: any Error) {
-        guard replicas > 0 else { return }
+        // Only a failed wake is a failure of the model; a failed scale-down is retried until it lands.
+        guard replicas > 0, actuator.desired == replicas else { return }
         handle(.backendFailed(BackendFailure(reason: "ScaleFailed", message: "\(error)")), reason: "scale request failed")
     }
 
@@ -288,7 +320,10 @@ actor Scaler<C: Clock> where C.Duration == Duration {
         return ScalerSnapshot(
             phase: phase, inFlight: gateState.inFlight, held: held.count, idleSeconds: max(0, idle),
             phaseSeconds: phaseSince.duration(to: now).seconds, uptimeSeconds: startedAt.duration(to: now).seconds,
-            stats: stats, backend: backendStatus, lastFailure: lastFailure.map { "\($0.failure)" })
+            stats: stats, backend: backendStatus, lastFailure: lastFailure.map { "\($0.failure)" },
+            wakeRunningSeconds: wakeStartedAt.map { $0.duration(to: now).seconds },
+            lastWakeReadySecondsAgo: lastWakeReadyAt.map { $0.duration(to: now).seconds },
+            lastActivitySecondsAgo: max(0, gateState.lastActivity.duration(to: now).seconds), reason: lastReason)
     }
 }
 
@@ -311,4 +346,11 @@ struct ScalerSnapshot: Sendable {
     var stats: WakeStats
     var backend: BackendStatus
     var lastFailure: String?
+    /// Seconds since the wake under way started (nil when none is).
+    var wakeRunningSeconds: Double? = nil
+    /// Seconds since the last successful wake became ready.
+    var lastWakeReadySecondsAgo: Double? = nil
+    var lastActivitySecondsAgo: Double = 0
+    /// Why the last phase change happened.
+    var reason: String = ""
 }

@@ -155,3 +155,19 @@ public struct CustomResourceDefinition: KubeResource, Hashable {
         status?.conditions?.contains { $0.type == "Established" && $0.status == "True" } ?? false
     }
 }
+
+/// core/v1 PersistentVolumeClaim; spec and status stay untyped.
+public struct PersistentVolumeClaim: KubeResource, Hashable {
+    public static let group = "", version = "v1", kind = "PersistentVolumeClaim", plural = "persistentvolumeclaims"
+    public static let isNamespaced = true
+    public var apiVersion: String? = PersistentVolumeClaim.apiVersion
+    public var kind: String? = PersistentVolumeClaim.kind
+    public var metadata: ObjectMeta
+    public var spec: JSONValue?
+    public var status: JSONValue?
+
+    public init(metadata: ObjectMeta, spec: JSONValue? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+    }
+}
