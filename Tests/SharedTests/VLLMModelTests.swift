@@ -199,8 +199,8 @@ import Testing
         let spec = try defaulted.decode(as: VLLMModelSpec.self)
         #expect(spec.port == VLLMModelSpec.Defaults.port)
         #expect(spec.image == VLLMModelSpec.Defaults.image)
-        #expect(spec.idleTimeout == VLLMModelSpec.Defaults.idleTimeout)
-        #expect(spec.wakeTimeout == VLLMModelSpec.Defaults.wakeTimeout)
+        #expect(spec.idleTimeout == nil, "unset: chill-server's --idle-timeout applies")
+        #expect(spec.wakeTimeout == nil)
         #expect(spec.minReplicas == VLLMModelSpec.Defaults.minReplicas)
         #expect(spec.maxReplicas == VLLMModelSpec.Defaults.maxReplicas)
         #expect(spec.hfTokenSecret?.key == VLLMModelSpec.Defaults.hfTokenSecretKey)
@@ -208,8 +208,6 @@ import Testing
         let bare = VLLMModelSpec(modelName: "m")
         #expect(bare.effectivePort == spec.port)
         #expect(bare.effectiveImage == spec.image)
-        #expect(bare.effectiveIdleTimeout == (try GoDuration.parse(spec.idleTimeout!)))
-        #expect(bare.effectiveWakeTimeout == (try GoDuration.parse(spec.wakeTimeout!)))
     }
 
     @Test func optionalFieldsAreOmittedWhenNil() throws {

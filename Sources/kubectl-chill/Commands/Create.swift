@@ -39,10 +39,10 @@ extension KubectlChill {
         @Option(help: "vLLM image, pinned to a tag or digest (default: \(VLLMModelSpec.Defaults.image)).")
         var image: String?
 
-        @Option(help: "Scale down after this long without requests, e.g. 20m (default: \(VLLMModelSpec.Defaults.idleTimeout)).")
+        @Option(help: "Scale down after this long without requests, e.g. 20m (default: chill-server's --idle-timeout, set by kubectl chill install, 5m unless changed).")
         var idleTimeout: String?
 
-        @Option(help: "How long a wake may take before it fails, e.g. 15m (default: \(VLLMModelSpec.Defaults.wakeTimeout)).")
+        @Option(help: "How long a wake may take before it fails, e.g. 15m (default: chill-server's --wake-timeout, 10m unless changed).")
         var wakeTimeout: String?
 
         @Option(help: "Replicas kept while idle; 0 scales to zero (default: 0).")
