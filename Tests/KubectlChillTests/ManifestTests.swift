@@ -92,16 +92,16 @@ import Testing
 
     @Test func roleGrantsExactlyWhatChillServerNeeds() throws {
         #expect(Self.rules(try Self.object("Role")) == [
-            "apps deployments: get,list,watch,create,patch",
-            "core services: get,create,patch",
-            "core persistentvolumeclaims: get,create,patch",
+            "apps deployments: list,watch,create,patch",
+            "core services: create,patch",
+            "core persistentvolumeclaims: create,patch",
             "core pods: list,watch",
             "core events: list,watch",
-            "core configmaps: get,list,watch,create,patch",
+            "core configmaps: list,watch,create,patch",
         ])
         #expect(Self.rules(try Self.object("ClusterRole")) == [
-            "chill.dev vllmmodels: get,list,watch",
-            "chill.dev vllmmodels/status: get,patch,update",
+            "chill.dev vllmmodels: list,watch",
+            "chill.dev vllmmodels/status: patch",
             "chill.dev vllmmodels/finalizers: update",
         ])
         // Nothing broad: no wildcards, no secrets, no delete, no scale subresource, no leases.

@@ -62,19 +62,16 @@ public enum ChillRBAC {
     /// The namespaced Role: everything chill-server touches in the install namespace.
     public static let namespaced: [Rule] = [
         Rule("apps", "deployments", [
-            Verb("get", "read a model's vLLM Deployment vllm-<model> when reconciling it"),
             Verb("list", "initial list of the Deployment informer (and relist after 410 Gone)"),
             Verb("watch", "follow the model Deployments' readiness, event-driven (no polling)"),
             Verb("create", "server-side apply of an absent Deployment is authorized as create"),
             Verb("patch", "server-side apply of vllm-<model>: its pod template and replicas (wake, scale to zero)"),
         ]),
         Rule("", "services", [
-            Verb("get", "read a model's Service vllm-<model> when reconciling it"),
             Verb("create", "server-side apply of an absent Service is authorized as create"),
             Verb("patch", "server-side apply of a model's Service"),
         ]),
         Rule("", "persistentvolumeclaims", [
-            Verb("get", "read a model's Hugging Face cache claim vllm-<model>-cache"),
             Verb("create", "server-side apply of an absent cache claim is authorized as create"),
             Verb("patch", "server-side apply of the cache claim (e.g. a larger spec.cache.size)"),
         ]),
@@ -87,7 +84,6 @@ public enum ChillRBAC {
             Verb("watch", "explain a stuck wake (FailedScheduling, BackOff, failed image pulls)"),
         ]),
         Rule("", "configmaps", [
-            Verb("get", "read the chill-state ConfigMap (the active model)"),
             Verb("list", "initial list of the chill-state informer (field selector metadata.name=chill-state)"),
             Verb("watch", "notice `kubectl chill switch` changing the active model"),
             Verb("create", "server-side apply of an absent chill-state is authorized as create"),
@@ -98,14 +94,11 @@ public enum ChillRBAC {
     /// The ClusterRole: VLLMModels are cluster-scoped.
     public static let cluster: [Rule] = [
         Rule(VLLMModel.group, VLLMModel.plural, [
-            Verb("get", "read a model's spec and intents when reconciling it"),
             Verb("list", "initial list of the VLLMModel informer"),
             Verb("watch", "learn about created, changed and deleted models"),
         ]),
         Rule(VLLMModel.group, "\(VLLMModel.plural)/status", [
-            Verb("get", "read a model's status before writing it"),
             Verb("patch", "write a model's phase, replicas, conditions and timings"),
-            Verb("update", "replace the status when a patch cannot express the change"),
         ]),
         Rule(VLLMModel.group, "\(VLLMModel.plural)/finalizers", [
             Verb("update", "set blockOwnerDeletion owner references to a model (OwnerReferencesPermissionEnforcement)"),
