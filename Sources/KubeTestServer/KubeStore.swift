@@ -259,7 +259,7 @@ public actor KubeStore {
             return nil
         }
         let deleted = commit(rt, old, type: .deleted)
-        garbageCollect(ownerUID: old["metadata"]?["uid"]?.stringValue)
+        drainControllers()  // the garbage collector cascades (no-op when called from a controller)
         return deleted
     }
 
@@ -281,21 +281,6 @@ public actor KubeStore {
     static func randomSuffix() -> String {
         let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
         return String((0..<5).map { _ in alphabet.randomElement()! })
-    }
-
-    /// Deletes every object that has an ownerReference to `ownerUID` (cascading, like the garbage collector).
-    func garbageCollect(ownerUID: String?) {
-        guard let ownerUID else { return }
-        for (storageKey, objs) in objects {
-            guard let rt = storageTypes[storageKey] else { continue }
-            for (_, obj) in objs.sorted(by: { $0.key < $1.key }) {
-                let refs = obj["metadata"]?["ownerReferences"]?.arrayValue ?? []
-                if refs.contains(where: { $0["uid"]?.stringValue == ownerUID }) {
-                    delete(rt, namespace: obj["metadata"]?["namespace"]?.stringValue,
-                           name: obj["metadata"]?["name"]?.stringValue ?? "")
-                }
-            }
-        }
     }
 
     func findType(kind: String, apiVersion: String) -> ResourceType? {

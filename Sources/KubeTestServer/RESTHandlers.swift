@@ -369,9 +369,7 @@ extension KubeStore {
         if result == old { return old }
         if dryRun { return result }
         if result["metadata"]?["deletionTimestamp"] != nil, (result["metadata"]?["finalizers"]?.arrayValue ?? []).isEmpty {
-            let gone = commit(rt, result, type: .deleted)
-            garbageCollect(ownerUID: result["metadata"]?["uid"]?.stringValue)
-            return gone
+            return commit(rt, result, type: .deleted)
         }
         return commit(rt, result, type: .modified)
     }
@@ -410,49 +408,58 @@ extension KubeStore {
                                   details: .object(["name": .string(name), "kind": .string(rt.kind)]))
         }
         if t.query["dryRun"] == "All" { return respond(200, present(old, as: rt), rt) }
-        // Already terminating: idempotent, returns the object.
-        if old["metadata"]?["deletionTimestamp"] != nil { return respond(200, present(old, as: rt), rt) }
-        let finalizers = old["metadata"]?["finalizers"]?.arrayValue ?? []
         let grace = Int(t.query["gracePeriodSeconds"] ?? "") ?? options["gracePeriodSeconds"]?.intValue
+        switch performDelete(rt, old, policy: policy, grace: grace) {
+        case .terminating(let o):
+            return respond(200, present(o, as: rt), rt)
+        case .gone:
+            var details = APIError.details(rt, name: name).objectValue ?? [:]
+            details["uid"] = .string(uid)
+            return .json(200, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
+                                       "details": .object(details)]))
+        }
+    }
+
+    enum DeleteResult { case gone(JSONValue), terminating(JSONValue) }
+
+    /// Deletes `old` like the registry does: at once, or (finalizers, Foreground, Orphan, a scheduled Pod) by
+    /// setting `deletionTimestamp` (and `generation` + 1). Cascades are left to the garbage collector.
+    func performDelete(_ rt: ResourceType, _ old: JSONValue, policy: String?, grace: Int?) -> DeleteResult {
+        // Already terminating: idempotent, returns the object.
+        if Self.isTerminating(old) { return .terminating(old) }
+        let finalizers = Self.finalizers(old)
+        func markDeleted(_ o: inout JSONValue) {
+            o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
+            if let g = o["metadata"]?["generation"]?.intValue, g > 0 { o[keyPath: "metadata", "generation"] = .int(g + 1) }
+        }
         if rt == .namespaces {
             var o = old
             o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
             o[keyPath: "status", "phase"] = "Terminating"
             let terminating = commit(rt, o, type: .modified)
-            deleteNamespaceContents(name)
+            deleteNamespaceContents(old["metadata"]?["name"]?.stringValue ?? "")
             commit(rt, terminating, type: .deleted)
-            return respond(200, present(terminating, as: rt), rt)
+            return .terminating(terminating)
         }
-        if policy == "Foreground" || !finalizers.isEmpty {
+        let extra: JSONValue? = policy == "Foreground" ? "foregroundDeletion" : (policy == "Orphan" ? "orphan" : nil)
+        if extra != nil || !finalizers.isEmpty {
             var o = old
-            o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
+            markDeleted(&o)
             o[keyPath: "metadata", "deletionGracePeriodSeconds"] = 0
-            if policy == "Foreground" { o[keyPath: "metadata", "finalizers"] = .array(finalizers + ["foregroundDeletion"]) }
-            let terminating = commit(rt, o, type: .modified)
-            if policy == "Foreground" {
-                garbageCollect(ownerUID: uid)
-                var done = terminating
-                done[keyPath: "metadata", "finalizers"] = finalizers.isEmpty ? nil : .array(finalizers)
-                if finalizers.isEmpty { commit(rt, done, type: .deleted) } else { commit(rt, done, type: .modified) }
-            }
-            return respond(200, present(terminating, as: rt), rt)
+            if let extra, !finalizers.contains(extra) { o[keyPath: "metadata", "finalizers"] = .array(finalizers + [extra]) }
+            return .terminating(commit(rt, o, type: .modified))
         }
         // A scheduled Pod is deleted gracefully: the response is the Pod with deletionTimestamp; the simulated
         // kubelet then removes it at once.
         if rt == .pods, old["spec"]?["nodeName"] != nil, grace != 0 {
             var o = old
-            o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
+            markDeleted(&o)
             o[keyPath: "metadata", "deletionGracePeriodSeconds"] = .int(grace ?? old["spec"]?["terminationGracePeriodSeconds"]?.intValue ?? 30)
             let terminating = commit(rt, o, type: .modified)
             commit(rt, terminating, type: .deleted)
-            return respond(200, present(terminating, as: rt), rt)
+            return .terminating(terminating)
         }
-        commit(rt, old, type: .deleted)
-        if policy == "Orphan" { orphan(ownerUID: uid) } else { garbageCollect(ownerUID: uid) }
-        var details = APIError.details(rt, name: name).objectValue ?? [:]
-        details["uid"] = .string(uid)
-        return .json(200, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
-                                   "details": .object(details)]))
+        return .gone(commit(rt, old, type: .deleted))
     }
 
     func deleteNamespaceContents(_ ns: String) {
@@ -464,31 +471,12 @@ extension KubeStore {
         }
     }
 
-    func orphan(ownerUID: String) {
-        for (storageKey, objs) in objects {
-            guard let rt = storageTypes[storageKey] else { continue }
-            for (_, obj) in objs {
-                guard let refs = obj["metadata"]?["ownerReferences"]?.arrayValue,
-                      refs.contains(where: { $0["uid"]?.stringValue == ownerUID }) else { continue }
-                var o = obj
-                let left = refs.filter { $0["uid"]?.stringValue != ownerUID }
-                o[keyPath: "metadata", "ownerReferences"] = left.isEmpty ? nil : .array(left)
-                commit(rt, o, type: .modified)
-            }
-        }
-    }
-
     func deleteCollection(_ p: ResourcePath, _ t: RequestTarget) throws(APIError) -> KubeResponse {
         let (ls, fs) = try selectors(p, t)
         var deleted: [JSONValue] = []
         for (_, obj) in (objects[p.type.storageKey] ?? [:]).sorted(by: { $0.key < $1.key }) where matches(obj, p, ls, fs) {
-            if obj["metadata"]?["finalizers"]?.arrayValue?.isEmpty == false {
-                var o = obj
-                o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
-                deleted.append(commit(p.type, o, type: .modified))
-            } else {
-                deleted.append(commit(p.type, obj, type: .deleted))
-                garbageCollect(ownerUID: obj["metadata"]?["uid"]?.stringValue)
+            switch performDelete(p.type, obj, policy: t.query["propagationPolicy"], grace: nil) {
+            case .gone(let o), .terminating(let o): deleted.append(o)
             }
         }
         let list: JSONValue = .object(["kind": .string(p.type.listKind), "apiVersion": .string(p.type.apiVersion),

@@ -1,0 +1,171 @@
+import Foundation
+import KubeTestServer
+import Shared
+import Testing
+
+/// Behaviour of the test API server that controllers depend on: garbage collection, server-side apply
+/// field ownership, CRD schema defaults/validation, Deployment rollouts. Expected values come from
+/// /work/shared/kube-api-samples (kube-apiserver v1.36) or from the upstream sources.
+@Suite("KubeTestServer fidelity", .serialized)
+struct KubeTestServerFidelityTests {
+    static let modelCRD: JSONValue = [
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": ["name": "vllmmodels.chill.dev"],
+        "spec": ["group": "chill.dev", "scope": "Cluster",
+                 "names": ["plural": "vllmmodels", "singular": "vllmmodel", "kind": "VLLMModel", "listKind": "VLLMModelList"],
+                 "versions": [["name": "v1alpha1", "served": true, "storage": true, "subresources": ["status": [:]],
+                               "schema": ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]]]]],
+    ]
+
+    func withServer(clock: ClockMode = .system, _ body: (KubeTestServer) async throws -> Void) async throws {
+        let server = try await KubeTestServer.start(clock: clock)
+        do {
+            _ = await server.handle("POST", "/api/v1/namespaces", json: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "samples"]])
+            try await body(server)
+        } catch {
+            try? await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
+    }
+
+    static let cms = "/api/v1/namespaces/samples/configmaps"
+
+    func cm(_ name: String, owners: [JSONValue] = [], finalizers: [JSONValue] = [], data: JSONValue = ["k": "v"]) -> JSONValue {
+        var meta: [String: JSONValue] = ["name": .string(name), "namespace": "samples"]
+        if !owners.isEmpty { meta["ownerReferences"] = .array(owners) }
+        if !finalizers.isEmpty { meta["finalizers"] = .array(finalizers) }
+        return ["apiVersion": "v1", "kind": "ConfigMap", "metadata": .object(meta), "data": data]
+    }
+
+    func ref(_ owner: JSONValue, block: Bool? = nil) -> JSONValue {
+        var r: [String: JSONValue] = ["apiVersion": owner["apiVersion"] ?? "v1", "kind": owner["kind"] ?? "ConfigMap",
+                                      "name": owner[path: "metadata", "name"] ?? "", "uid": owner[path: "metadata", "uid"] ?? ""]
+        if let block { r["blockOwnerDeletion"] = .bool(block) }
+        return .object(r)
+    }
+
+    @discardableResult
+    func post(_ s: KubeTestServer, _ path: String, _ obj: JSONValue) async throws -> JSONValue {
+        let r = await s.handle("POST", path, json: obj)
+        #expect(r.status == 201, "\(r.text)")
+        return try #require(r.json)
+    }
+
+    func get(_ s: KubeTestServer, _ path: String) async -> JSONValue? {
+        let r = await s.handle(method: "GET", path: path)
+        return r.status == 200 ? r.json : nil
+    }
+
+    func jsonPatch(_ s: KubeTestServer, _ path: String, _ body: String) async -> KubeResponse {
+        await s.handle(method: "PATCH", path: path, headers: [("Content-Type", "application/json-patch+json")], body: Data(body.utf8))
+    }
+
+    // MARK: - Garbage collection
+
+    @Test func backgroundDeletionCollectsDependentsOfAClusterScopedOwner() async throws {
+        try await withServer { s in
+            _ = try await post(s, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Self.modelCRD)
+            let model = try await post(s, "/apis/chill.dev/v1alpha1/vllmmodels",
+                                       ["apiVersion": "chill.dev/v1alpha1", "kind": "VLLMModel", "metadata": ["name": "qwen"], "spec": [:]])
+            try await post(s, Self.cms, cm("plain", owners: [ref(model)]))
+            try await post(s, Self.cms, cm("held", owners: [ref(model)], finalizers: ["example.com/hold"]))
+            let dep: JSONValue = ["apiVersion": "apps/v1", "kind": "Deployment",
+                                  "metadata": ["name": "qwen", "namespace": "samples", "ownerReferences": [ref(model, block: true)]],
+                                  "spec": ["replicas": 1, "selector": ["matchLabels": ["app": "qwen"]],
+                                           "template": ["metadata": ["labels": ["app": "qwen"]],
+                                                        "spec": ["containers": [["name": "vllm", "image": "vllm/vllm-openai:v0.6.3"]]]]]]
+            try await post(s, "/apis/apps/v1/namespaces/samples/deployments", dep)
+            #expect(await s.store.list(.pods, namespace: "samples").count == 1)
+
+            let del = await s.handle(method: "DELETE", path: "/apis/chill.dev/v1alpha1/vllmmodels/qwen")
+            #expect(del.json?["status"] == "Success")
+            #expect(await get(s, "\(Self.cms)/plain") == nil)
+            #expect(await get(s, "/apis/apps/v1/namespaces/samples/deployments/qwen") == nil)
+            #expect(await s.store.list(.pods, namespace: "samples").isEmpty)
+            // A finalizer holds the dependent: deletionTimestamp set, still there until released.
+            let held = try #require(await get(s, "\(Self.cms)/held"))
+            #expect(held[path: "metadata", "deletionTimestamp"] != nil)
+            #expect(held[path: "metadata", "deletionGracePeriodSeconds"] == 0)
+            let release = await jsonPatch(s, "\(Self.cms)/held", #"[{"op":"remove","path":"/metadata/finalizers"}]"#)
+            #expect(release.status == 200)
+            #expect(await get(s, "\(Self.cms)/held") == nil)
+        }
+    }
+
+    @Test func danglingAndWrongUIDOwnerReferencesAreCollected() async throws {
+        try await withServer { s in
+            let owner = try await post(s, Self.cms, cm("owner"))
+            // Owner absent.
+            try await post(s, Self.cms, cm("orphaned", owners: [["apiVersion": "v1", "kind": "ConfigMap", "name": "nobody",
+                                                                   "uid": "00000000-0000-0000-0000-000000000001"]]))
+            #expect(await get(s, "\(Self.cms)/orphaned") == nil)
+            // Owner present, but another uid (deleted and recreated).
+            var wrong = ref(owner)
+            wrong["uid"] = "00000000-0000-0000-0000-000000000002"
+            try await post(s, Self.cms, cm("wrong-uid", owners: [wrong]))
+            #expect(await get(s, "\(Self.cms)/wrong-uid") == nil)
+            // One live owner + one dangling reference: only the dangling reference is removed.
+            try await post(s, Self.cms, cm("mixed", owners: [ref(owner), wrong]))
+            let mixed = try #require(await get(s, "\(Self.cms)/mixed"))
+            #expect(mixed[path: "metadata", "ownerReferences"]?.arrayValue?.map { $0["uid"] } == [owner[path: "metadata", "uid"]])
+            // Kinds the server does not serve cannot be resolved: left alone.
+            try await post(s, Self.cms, cm("unknown-kind", owners: [["apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
+                                                                       "uid": "00000000-0000-0000-0000-000000000003"]]))
+            #expect(await get(s, "\(Self.cms)/unknown-kind") != nil)
+        }
+    }
+
+    @Test func foregroundDeletionWaitsForBlockingDependents() async throws {
+        try await withServer { s in
+            let owner = try await post(s, Self.cms, cm("fg-owner"))
+            try await post(s, Self.cms, cm("fg-held", owners: [ref(owner, block: true)], finalizers: ["example.com/hold"]))
+            try await post(s, Self.cms, cm("fg-free", owners: [ref(owner, block: true)]))
+            try await post(s, Self.cms, cm("fg-nonblocking", owners: [ref(owner)], finalizers: ["example.com/hold"]))
+
+            let del = await s.handle(method: "DELETE", path: "\(Self.cms)/fg-owner?propagationPolicy=Foreground")
+            #expect(del.status == 200)
+            #expect(del.json?[path: "metadata", "finalizers"] == ["foregroundDeletion"])
+            #expect(del.json?[path: "metadata", "deletionGracePeriodSeconds"] == 0)
+            // Still there: fg-held blocks it.
+            let waiting = try #require(await get(s, "\(Self.cms)/fg-owner"))
+            #expect(waiting[path: "metadata", "deletionTimestamp"] != nil)
+            #expect(await get(s, "\(Self.cms)/fg-free") == nil)
+            #expect(await get(s, "\(Self.cms)/fg-held")?[path: "metadata", "deletionTimestamp"] != nil)
+            #expect(await get(s, "\(Self.cms)/fg-nonblocking")?[path: "metadata", "deletionTimestamp"] != nil)
+
+            _ = await jsonPatch(s, "\(Self.cms)/fg-held", #"[{"op":"remove","path":"/metadata/finalizers"}]"#)
+            #expect(await get(s, "\(Self.cms)/fg-held") == nil)
+            #expect(await get(s, "\(Self.cms)/fg-owner") == nil)
+            // The non-blocking dependent did not hold the owner and is still held by its own finalizer.
+            #expect(await get(s, "\(Self.cms)/fg-nonblocking") != nil)
+        }
+    }
+
+    @Test func foregroundDeletionOfADeploymentCascadesThroughTheChain() async throws {
+        try await withServer { s in
+            let dep: JSONValue = ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "fg-demo", "namespace": "samples"],
+                                  "spec": ["replicas": 1, "selector": ["matchLabels": ["app": "fg-demo"]],
+                                           "template": ["metadata": ["labels": ["app": "fg-demo"]],
+                                                        "spec": ["containers": [["name": "vllm", "image": "vllm/vllm-openai:v0.6.3"]]]]]]
+            let created = try await post(s, "/apis/apps/v1/namespaces/samples/deployments", dep)
+            #expect(created[path: "metadata", "generation"] == 1)
+            let del = await s.handle(method: "DELETE", path: "/apis/apps/v1/namespaces/samples/deployments/fg-demo?propagationPolicy=Foreground")
+            #expect(del.json?[path: "metadata", "generation"] == 2)  // generation + 1 with the deletionTimestamp (sample 11)
+            #expect(await get(s, "/apis/apps/v1/namespaces/samples/deployments/fg-demo") == nil)
+            #expect(await s.store.list(.pods, namespace: "samples").isEmpty)
+        }
+    }
+
+    @Test func orphanDeletionRemovesOwnerReferences() async throws {
+        try await withServer { s in
+            let owner = try await post(s, Self.cms, cm("orphan-owner"))
+            try await post(s, Self.cms, cm("orphan-dep", owners: [ref(owner)]))
+            let del = await s.handle(method: "DELETE", path: "\(Self.cms)/orphan-owner?propagationPolicy=Orphan")
+            #expect(del.json?[path: "metadata", "finalizers"] == ["orphan"])
+            #expect(await get(s, "\(Self.cms)/orphan-owner") == nil)
+            let dep = try #require(await get(s, "\(Self.cms)/orphan-dep"))
+            #expect(dep[path: "metadata", "ownerReferences"] == nil)
+        }
+    }
+}
