@@ -49,6 +49,11 @@ public actor KubeStore {
     let clock: TestClock
     var bookmarkInterval: Duration = .seconds(60)
     var scheduledTicks: [Date] = []
+    /// The field manager of the request being handled (`fieldManager`, else the User-Agent's first segment);
+    /// nil while controllers run.
+    var requestFieldManager: String?
+    /// The manager controllers' writes are recorded under.
+    public var controllerFieldManager = "kube-controller-manager"
 
     init(resources: [ResourceType], tokens: [String: String], clock: TestClock) {
         self.tokens = tokens
@@ -237,6 +242,7 @@ public actor KubeStore {
         }
         guard objects[rt.storageKey]?[Self.key(namespace: ns, name: name)] == nil else { return nil }
         o = initializeMetadata(rt, o)
+        o = recordControllerWrite(rt, old: nil, new: o)
         return commit(rt, o, type: .added)
     }
 
@@ -248,8 +254,20 @@ public actor KubeStore {
         guard let old = objects[rt.storageKey]?[Self.key(namespace: ns, name: name)] else { return nil }
         var o = object
         o[keyPath: "metadata", "resourceVersion"] = old["metadata"]?["resourceVersion"]
+        o[keyPath: "metadata", "managedFields"] = old["metadata"]?["managedFields"]
         if o == old { return old }
+        o = recordControllerWrite(rt, old: old, new: o)
         return commit(rt, o, type: .modified)
+    }
+
+    /// Controllers' writes are Updates by `controllerFieldManager`; status changes through the status subresource.
+    func recordControllerWrite(_ rt: ResourceType, old: JSONValue?, new: JSONValue) -> JSONValue {
+        let manager = requestFieldManager ?? controllerFieldManager
+        var o = ManagedFields.recordUpdate(old: old, new: new, rt, manager: manager, subresource: nil, time: timestamp())
+        if rt.hasStatus {
+            o = ManagedFields.recordUpdate(old: old, new: o, rt, manager: manager, subresource: "status", time: timestamp(), base: o)
+        }
+        return o
     }
 
     /// Deletes immediately (no finalizers, no grace). Returns the deleted object.

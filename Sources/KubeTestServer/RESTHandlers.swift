@@ -25,6 +25,8 @@ extension KubeStore {
         let t = RequestTarget(req.target)
         var userName: String?
         let outcome: Outcome
+        let ua = req.header("User-Agent").map { String($0.split(separator: "/", omittingEmptySubsequences: false).first ?? "") }
+        requestFieldManager = t.query["fieldManager"] ?? ua ?? ""
         do throws(APIError) {
             let user = try authenticate(req)
             userName = user.name
@@ -32,6 +34,7 @@ extension KubeStore {
         } catch {
             outcome = .response(.error(error))
         }
+        requestFieldManager = nil
         drainControllers()
         let status: Int
         switch outcome {
@@ -268,12 +271,12 @@ extension KubeStore {
     func createObject(_ p: ResourcePath, _ req: IncomingRequest, _ t: RequestTarget) throws(APIError) -> KubeResponse {
         let body = try decodeBody(req.body, p.type)
         try checkTypeMeta(body, p.type)
-        let created = try create(p, body, dryRun: t.query["dryRun"] == "All")
+        let created = try create(p, body, dryRun: t.query["dryRun"] == "All", owner: .update(subresource: nil))
         return respond(201, present(created, as: p.type), p.type)
     }
 
     /// The full create path (validation, defaults, admission-like checks). Used by POST and apply-create.
-    func create(_ p: ResourcePath, _ body: JSONValue, dryRun: Bool) throws(APIError) -> JSONValue {
+    func create(_ p: ResourcePath, _ body: JSONValue, dryRun: Bool, owner: FieldOwner) throws(APIError) -> JSONValue {
         let rt = p.type
         var obj = body
         var meta = obj["metadata"]?.objectValue ?? [:]
@@ -307,6 +310,16 @@ extension KubeStore {
         }
         if stored(p, name: name) != nil { throw APIError.alreadyExists(rt, name) }
         obj = initializeMetadata(rt, obj)
+        switch owner {
+        case .update(let sub):
+            obj = ManagedFields.recordUpdate(old: nil, new: obj, rt, manager: requestFieldManager ?? "", subresource: sub, time: timestamp())
+        case .apply(let manager, let applied):
+            let fields = ManagedFields.fieldSet(ManagedFields.scoped(applied, rt, subresource: nil), custom: rt.isCustom, members: false)
+            obj = ManagedFields.set([.init(manager: manager, operation: "Apply", apiVersion: rt.apiVersion, time: timestamp(),
+                                           subresource: nil, fields: fields)], on: obj)
+        case .precomputed:
+            break
+        }
         if dryRun { return obj }
         return commit(rt, obj, type: .added)
     }
@@ -324,12 +337,14 @@ extension KubeStore {
             throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
         }
         guard let old = stored(p) else { throw APIError.notFound(p.type, p.name ?? "") }
-        let result = try update(p, old: old, new: body, requireRV: p.type.isCustom, dryRun: t.query["dryRun"] == "All")
+        let result = try update(p, old: old, new: body, requireRV: p.type.isCustom, dryRun: t.query["dryRun"] == "All",
+                                owner: .update(subresource: p.subresource))
         return respond(200, present(result, as: p.type), p.type)
     }
 
     /// The shared update path for PUT, PATCH and apply.
-    func update(_ p: ResourcePath, old: JSONValue, new: JSONValue, requireRV: Bool, dryRun: Bool) throws(APIError) -> JSONValue {
+    func update(_ p: ResourcePath, old: JSONValue, new: JSONValue, requireRV: Bool, dryRun: Bool,
+                owner: FieldOwner) throws(APIError) -> JSONValue {
         let rt = p.type
         let name = p.name ?? ""
         let oldRV = old["metadata"]?["resourceVersion"]?.stringValue ?? ""
@@ -363,6 +378,13 @@ extension KubeStore {
         result[keyPath: "metadata", "resourceVersion"] = .string(oldRV)
         if hasGeneration(rt), specPart(result, rt) != specPart(old, rt) {
             result[keyPath: "metadata", "generation"] = .int((old["metadata"]?["generation"]?.intValue ?? 1) + 1)
+        }
+        switch owner {
+        case .update(let sub):
+            result = ManagedFields.recordUpdate(old: old, new: result, rt, manager: requestFieldManager ?? "", subresource: sub,
+                                                time: timestamp())
+        case .apply, .precomputed:
+            result[keyPath: "metadata", "managedFields"] = new["metadata"]?["managedFields"]
         }
         let causes = (p.subresource == nil ? Validation.builtin(rt, result) : []) + (validators[rt.storageKey]?(result) ?? [])
         if !causes.isEmpty { throw APIError.invalid(rt, name: name, causes: causes) }
@@ -418,6 +440,16 @@ extension KubeStore {
             return .json(200, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
                                        "details": .object(details)]))
         }
+    }
+
+    /// Who gets the fields a write sets (see ManagedFields).
+    enum FieldOwner {
+        /// An Update by the request's field manager, through `subresource` (nil = the main resource).
+        case update(subresource: String?)
+        /// An apply-create: the applier owns what it applied.
+        case apply(manager: String, applied: JSONValue)
+        /// `new` already carries its managedFields.
+        case precomputed
     }
 
     enum DeleteResult { case gone(JSONValue), terminating(JSONValue) }

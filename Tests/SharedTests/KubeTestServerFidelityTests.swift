@@ -168,4 +168,128 @@ struct KubeTestServerFidelityTests {
             #expect(dep[path: "metadata", "ownerReferences"] == nil)
         }
     }
+
+    // MARK: - Server-side apply field ownership
+
+    func apply(_ s: KubeTestServer, _ path: String, manager: String, force: Bool = false, _ body: JSONValue) async -> KubeResponse {
+        await s.handle("PATCH", "\(path)?fieldManager=\(manager)\(force ? "&force=true" : "")", json: body,
+                       contentType: "application/apply-patch+yaml")
+    }
+
+    func entry(_ obj: JSONValue?, _ manager: String, subresource: String? = nil) -> JSONValue? {
+        obj?[path: "metadata", "managedFields"]?.arrayValue?.first {
+            $0["manager"]?.stringValue == manager && $0["subresource"]?.stringValue == subresource
+        }
+    }
+
+    @Test func applyConflictsForceAndSharedOwnership() async throws {
+        try await withServer { s in
+            let path = "\(Self.cms)/ssa"
+            let a = await apply(s, path, manager: "mgr-a", cm("ssa", data: ["k1": "a", "k2": "a", "k3": "a"]))
+            #expect(a.status == 201)
+            let fields = entry(a.json, "mgr-a")
+            #expect(fields?["operation"] == "Apply")
+            #expect(fields?["fieldsType"] == "FieldsV1")
+            #expect(fields?["fieldsV1"] == ["f:data": ["f:k1": [:], "f:k2": [:], "f:k3": [:]]])
+            #expect(a.text.contains(#""managedFields":[{"manager":"mgr-a","operation":"Apply","apiVersion":"v1","time":""#))
+
+            let one = await apply(s, path, manager: "mgr-b", cm("ssa", data: ["k1": "b"]))
+            #expect(one.status == 409)
+            #expect(one.text == #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Apply failed with 1 conflict: conflict with \"mgr-a\": .data.k1","reason":"Conflict","details":{"causes":[{"reason":"FieldManagerConflict","message":"conflict with \"mgr-a\"","field":".data.k1"}]},"code":409}"# + "\n")
+            let two = await apply(s, path, manager: "mgr-b", cm("ssa", data: ["k1": "b", "k2": "b"]))
+            #expect(two.json?["message"] == "Apply failed with 2 conflicts: conflicts with \"mgr-a\":\n- .data.k1\n- .data.k2")
+            #expect(two.json?[path: "details", "causes"]?.arrayValue?.map { $0["field"] } == [".data.k1", ".data.k2"])
+
+            // Same value: shared, no conflict.
+            let shared = await apply(s, path, manager: "mgr-b", cm("ssa", data: ["k3": "a", "b1": "b"]))
+            #expect(shared.status == 200)
+            #expect(entry(shared.json, "mgr-b")?["fieldsV1"] == ["f:data": ["f:k3": [:], "f:b1": [:]]])
+            #expect(entry(shared.json, "mgr-a")?["fieldsV1"] == ["f:data": ["f:k1": [:], "f:k2": [:], "f:k3": [:]]])
+
+            // force takes ownership.
+            let forced = await apply(s, path, manager: "mgr-b", force: true, cm("ssa", data: ["k1": "b", "k3": "a", "b1": "b"]))
+            #expect(forced.status == 200)
+            #expect(forced.json?[path: "data", "k1"] == "b")
+            #expect(entry(forced.json, "mgr-a")?["fieldsV1"] == ["f:data": ["f:k2": [:], "f:k3": [:]]])
+
+            // mgr-a stops applying k2 (removed: nobody else owns it) and k3 (kept: mgr-b still owns it).
+            var noData = cm("ssa")
+            noData["data"] = nil
+            let dropped = await apply(s, path, manager: "mgr-a", noData)
+            #expect(dropped.status == 200)
+            #expect(dropped.json?["data"] == ["k1": "b", "k3": "a", "b1": "b"])
+            #expect(entry(dropped.json, "mgr-a") == nil)
+
+            // Non-apply writes: an Update manager (fieldManager, else the User-Agent's first segment) takes the
+            // changed fields without conflicts.
+            let merge = await s.handle(method: "PATCH", path: path, headers: [("Content-Type", "application/merge-patch+json"),
+                                                                             ("User-Agent", "kubectl-patch/v1.36.2 (linux/amd64)")],
+                                       body: Data(#"{"data":{"k1":"p","new":"p"}}"#.utf8))
+            #expect(merge.status == 200)
+            let upd = entry(merge.json, "kubectl-patch")
+            #expect(upd?["operation"] == "Update")
+            #expect(upd?["fieldsV1"] == ["f:data": ["f:k1": [:], "f:new": [:]]])
+            #expect(entry(merge.json, "mgr-b")?["fieldsV1"] == ["f:data": ["f:k3": [:], "f:b1": [:]]])
+            // …and an applier now conflicts with that Update manager.
+            let vsUpdate = await apply(s, path, manager: "mgr-b", cm("ssa", data: ["k1": "b", "k3": "a", "b1": "b"]))
+            #expect(vsUpdate.json?["message"] == #"Apply failed with 1 conflict: conflict with "kubectl-patch" using v1: .data.k1"#)
+        }
+    }
+
+    func ssaDeployment(image: String, replicas: Int? = nil, env: [JSONValue]? = nil) -> JSONValue {
+        var container: [String: JSONValue] = ["name": "vllm", "image": .string(image)]
+        if let env { container["env"] = .array(env) }
+        var spec: [String: JSONValue] = ["selector": ["matchLabels": ["app": "ssa-demo"]],
+                                         "template": ["metadata": ["labels": ["app": "ssa-demo"]],
+                                                      "spec": ["containers": [.object(container)]]]]
+        if let replicas { spec["replicas"] = .int(replicas) }
+        return ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "ssa-demo", "namespace": "samples"],
+                "spec": .object(spec)]
+    }
+
+    @Test func applyOnDeploymentsTracksListsScaleAndStatus() async throws {
+        try await withServer { s in
+            let path = "/apis/apps/v1/namespaces/samples/deployments/ssa-demo"
+            let created = await apply(s, path, manager: "kubectl-chill", ssaDeployment(image: "v1", replicas: 0,
+                                                                                     env: [["name": "A", "value": "1"]]))
+            #expect(created.status == 201)
+            // The sample's format: keyed list items with ".", the atomic selector as a leaf.
+            let env: JSONValue = [#"k:{"name":"A"}"#: [".": [:], "f:name": [:], "f:value": [:]]]
+            let container: JSONValue = [".": [:], "f:name": [:], "f:image": [:], "f:env": env]
+            let template: JSONValue = ["f:metadata": ["f:labels": ["f:app": [:]]],
+                                       "f:spec": ["f:containers": [#"k:{"name":"vllm"}"#: container]]]
+            let expected: JSONValue = ["f:spec": ["f:replicas": [:], "f:selector": [:], "f:template": template]]
+            #expect(entry(created.json, "kubectl-chill")?["fieldsV1"] == expected)
+            // The Deployment controller's status writes: subresource status.
+            let live = await s.handle(method: "GET", path: path).json
+            #expect(entry(live, "kube-controller-manager", subresource: "status")?["operation"] == "Update")
+
+            let conflict = await apply(s, path, manager: "other", ssaDeployment(image: "v2"))
+            #expect(conflict.json?["message"] == #"Apply failed with 1 conflict: conflict with "kubectl-chill": .spec.template.spec.containers[name="vllm"].image"#)
+
+            // Scale subresource writes own .spec.replicas with subresource "scale".
+            let scaled = await s.handle(method: "PATCH", path: "\(path)/scale?fieldManager=autoscaler",
+                                        headers: [("Content-Type", "application/merge-patch+json")], body: Data(#"{"spec":{"replicas":2}}"#.utf8))
+            #expect(scaled.status == 200)
+            let afterScale = await s.handle(method: "GET", path: path).json
+            #expect(entry(afterScale, "autoscaler", subresource: "scale")?["fieldsV1"] == ["f:spec": ["f:replicas": [:]]])
+            #expect(entry(afterScale, "kubectl-chill")?[path: "fieldsV1", "f:spec", "f:replicas"] == nil)
+            let replicasConflict = await apply(s, path, manager: "kubectl-chill", ssaDeployment(image: "v1", replicas: 1,
+                                                                                               env: [["name": "A", "value": "1"]]))
+            #expect(replicasConflict.status == 409)
+            #expect(replicasConflict.json?["message"] == #"Apply failed with 1 conflict: conflict with "autoscaler" with subresource "scale" using apps/v1: .spec.replicas"#)
+
+            // Dropping an env entry removes it from the object.
+            let noEnv = await apply(s, path, manager: "kubectl-chill", ssaDeployment(image: "v1"))
+            #expect(noEnv.status == 200)
+            #expect(noEnv.json?[path: "spec", "template", "spec", "containers"]?.arrayValue?.first?["env"] == nil)
+            #expect(noEnv.json?[path: "spec", "replicas"] == 2)
+
+            // A status write through /status by a named manager.
+            let st = await s.handle(method: "PATCH", path: "\(path)/status?fieldManager=tester",
+                                    headers: [("Content-Type", "application/merge-patch+json")], body: Data(#"{"status":{"collisionCount":1}}"#.utf8))
+            #expect(st.status == 200)
+            #expect(entry(st.json, "tester", subresource: "status")?["fieldsV1"] == ["f:status": ["f:collisionCount": [:]]])
+        }
+    }
 }
