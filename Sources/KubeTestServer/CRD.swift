@@ -44,6 +44,7 @@ extension KubeStore {
         unregister(group: group, plural: plural)
         for v in ordered where v["served"]?.boolValue ?? true {
             guard let name = v["name"]?.stringValue else { continue }
+            crdSchemas["\(group)/\(name)/\(plural)"] = v["schema"]?["openAPIV3Schema"]
             var scale: ResourceType.Scale?
             if let s = v["subresources"]?["scale"] {
                 func path(_ key: String) -> String? { s[key]?.stringValue.map { $0.hasPrefix(".") ? String($0.dropFirst()) : $0 } }

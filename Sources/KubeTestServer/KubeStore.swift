@@ -52,6 +52,12 @@ public actor KubeStore {
     /// The field manager of the request being handled (`fieldManager`, else the User-Agent's first segment);
     /// nil while controllers run.
     var requestFieldManager: String?
+    /// `fieldValidation` of the request being handled, and the `Warning` headers it collected.
+    var requestFieldValidation: String?
+    var requestWarnings: [String] = []
+    var requestIsPatch = false
+    /// openAPIV3Schema per "group/version/plural" of the CRDs served.
+    var crdSchemas: [String: JSONValue] = [:]
     /// The manager controllers' writes are recorded under.
     public var controllerFieldManager = "kube-controller-manager"
 

@@ -135,7 +135,8 @@ enum ManagedFields {
             let typed = !custom || p.first == "f:metadata"
             switch child {
             case .object(let c) where !c.isEmpty && !isAtomic(k, c):
-                if members && typed && mapTyped.contains(k) { out.insert(p) }
+                // Update-added maps are members ("."): typed maps of built-ins, every object of a custom resource.
+                if members && (typed ? mapTyped.contains(k) : true) { out.insert(p) }
                 walk(child, p, custom: custom, members: members, into: &out)
             case .array(let items) where !items.isEmpty && typed:
                 if let keys = listKeys(k, items), items.allSatisfy({ keyElement($0, keys) != nil }) {

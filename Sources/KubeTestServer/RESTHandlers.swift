@@ -24,9 +24,12 @@ extension KubeStore {
     func handle(_ req: IncomingRequest) -> Outcome {
         let t = RequestTarget(req.target)
         var userName: String?
-        let outcome: Outcome
+        var outcome: Outcome
         let ua = req.header("User-Agent").map { String($0.split(separator: "/", omittingEmptySubsequences: false).first ?? "") }
         requestFieldManager = t.query["fieldManager"] ?? ua ?? ""
+        requestFieldValidation = t.query["fieldValidation"]
+        requestIsPatch = req.method == "PATCH"
+        requestWarnings = []
         do throws(APIError) {
             let user = try authenticate(req)
             userName = user.name
@@ -36,6 +39,10 @@ extension KubeStore {
         }
         requestFieldManager = nil
         drainControllers()
+        if case .response(var r) = outcome, !requestWarnings.isEmpty {
+            r.headers += requestWarnings.map { ("Warning", "299 - " + KubeJSON.string(.string($0))) }
+            outcome = .response(r)
+        }
         let status: Int
         switch outcome {
         case .response(let r): status = r.status
@@ -303,6 +310,7 @@ extension KubeStore {
         obj["metadata"] = .object(meta)
         if rt.hasStatus { obj["status"] = nil }
         obj = Defaults.apply(rt, obj)
+        obj = try applySchema(rt, obj, name: name, isPatch: false)
         let causes = Validation.builtin(rt, obj) + (validators[rt.storageKey]?(obj) ?? [])
         if !causes.isEmpty { throw APIError.invalid(rt, name: name, causes: causes) }
         if rt.namespaced, let ns = p.namespace, objects[ResourceType.namespaces.storageKey]?[Self.key(namespace: nil, name: ns)] == nil {
@@ -376,6 +384,7 @@ extension KubeStore {
             result = Defaults.apply(rt, result)
         }
         result[keyPath: "metadata", "resourceVersion"] = .string(oldRV)
+        result = try applySchema(rt, result, name: name, isPatch: requestIsPatch)
         if hasGeneration(rt), specPart(result, rt) != specPart(old, rt) {
             result[keyPath: "metadata", "generation"] = .int((old["metadata"]?["generation"]?.intValue ?? 1) + 1)
         }

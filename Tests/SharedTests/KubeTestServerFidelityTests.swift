@@ -292,4 +292,58 @@ struct KubeTestServerFidelityTests {
             #expect(entry(st.json, "tester", subresource: "status")?["fieldsV1"] == ["f:status": ["f:collisionCount": [:]]])
         }
     }
+
+    // MARK: - CRD structural schema: defaults, validation, pruning
+
+    static let models = "/apis/chill.dev/v1alpha1/vllmmodels"
+
+    func model(_ name: String, _ spec: JSONValue) -> JSONValue {
+        ["apiVersion": "chill.dev/v1alpha1", "kind": "VLLMModel", "metadata": ["name": .string(name)], "spec": spec]
+    }
+
+    @Test func customResourcesGetSchemaDefaultsValidationAndPruning() async throws {
+        try await withServer { s in
+            _ = try await post(s, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", InstallManifests.customResourceDefinition())
+            let created = try await post(s, Self.models, model("qwen", ["modelName": "Qwen/Qwen2.5-0.5B-Instruct"]))
+            #expect(created[path: "spec", "port"] == 8000)
+            #expect(created[path: "spec", "image"] == .string(VLLMModelSpec.Defaults.image))
+            #expect(created[path: "spec", "idleTimeout"] == "5m")
+
+            let bad = await s.handle("POST", Self.models, json: model("bad", ["modelName": "m", "port": 0]))
+            #expect(bad.status == 422)
+            #expect(bad.json?["message"] == #"VLLMModel.chill.dev "bad" is invalid: [spec.port: Invalid value: 0: spec.port in body should be greater than or equal to 1, <nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#)
+            #expect(bad.json?[path: "details", "causes"]?.arrayValue?.first == ["reason": "FieldValueInvalid", "field": "spec.port",
+                                                                                "message": "Invalid value: 0: spec.port in body should be greater than or equal to 1"])
+            let wrongType = await s.handle("POST", Self.models, json: model("bad", ["modelName": "m", "minReplicas": "two"]))
+            #expect(wrongType.json?[path: "details", "causes"]?.arrayValue?.first?["reason"] == "FieldValueTypeInvalid")
+            let missing = await s.handle("POST", Self.models, json: model("bad", ["port": 8000]))
+            #expect(missing.json?[path: "details", "causes"]?.arrayValue?.first == ["reason": "FieldValueRequired", "field": "spec.modelName",
+                                                                                    "message": "Required value"])
+
+            // Unknown fields: pruned with a Warning header by default, 400 with Strict (sample 04d).
+            var extra = model("extra", ["modelName": "m", "foo": "x"])
+            extra["extra"] = "y"
+            let warned = await s.handle("POST", Self.models, json: extra)
+            #expect(warned.status == 201)
+            #expect(warned.headers.filter { $0.0 == "Warning" }.map(\.1) == [#"299 - "unknown field \"extra\"""#, #"299 - "unknown field \"spec.foo\"""#])
+            #expect(warned.json?[path: "spec", "foo"] == nil)
+            #expect(warned.json?["extra"] == nil)
+            extra["metadata"] = ["name": "strict"]
+            let strict = await s.handle("POST", "\(Self.models)?fieldValidation=Strict", json: extra)
+            #expect(strict.status == 400)
+            #expect(strict.json?["message"] == #"VLLMModel in version "v1alpha1" cannot be handled as a VLLMModel: strict decoding error: unknown field "extra", unknown field "spec.foo""#)
+            let ignored = await s.handle("POST", "\(Self.models)?fieldValidation=Ignore", json: model("ignored", ["modelName": "m", "foo": "x"]))
+            #expect(ignored.status == 201)
+            #expect(!ignored.headers.contains { $0.0 == "Warning" })
+
+            // Updates are checked too (merge patch into an invalid value; apply gets defaults).
+            let patch = await s.handle(method: "PATCH", path: "\(Self.models)/qwen", headers: [("Content-Type", "application/merge-patch+json")],
+                                       body: Data(#"{"spec":{"port":70000}}"#.utf8))
+            #expect(patch.status == 422)
+            let applied = await s.handle("PATCH", "\(Self.models)/applied?fieldManager=chill", json: model("applied", ["modelName": "m"]),
+                                         contentType: "application/apply-patch+yaml")
+            #expect(applied.status == 201)
+            #expect(applied.json?[path: "spec", "port"] == 8000)
+        }
+    }
 }
