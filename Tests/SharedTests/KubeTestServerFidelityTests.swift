@@ -346,4 +346,86 @@ struct KubeTestServerFidelityTests {
             #expect(applied.json?[path: "spec", "port"] == 8000)
         }
     }
+
+    // MARK: - Deployments, ReplicaSets and rollouts
+
+    static let deployments = "/apis/apps/v1/namespaces/samples/deployments"
+
+    func rolloutDeployment(image: String, replicas: Int) -> JSONValue {
+        ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "roll", "namespace": "samples"],
+         "spec": ["replicas": .int(replicas), "selector": ["matchLabels": ["app": "roll"]],
+                  "template": ["metadata": ["labels": ["app": "roll"]], "spec": ["containers": [["name": "vllm", "image": .string(image)]]]]]]
+    }
+
+    func setImage(_ s: KubeTestServer, _ image: String) async -> KubeResponse {
+        await s.handle(method: "PATCH", path: "\(Self.deployments)/roll", headers: [("Content-Type", "application/strategic-merge-patch+json")],
+                       body: Data(#"{"spec":{"template":{"spec":{"containers":[{"name":"vllm","image":"\#(image)"}]}}}}"#.utf8))
+    }
+
+    @Test func deploymentsOwnReplicaSetsThatOwnPodsAndRollOnTemplateChanges() async throws {
+        try await withServer { s in
+            let dep = try await post(s, Self.deployments, rolloutDeployment(image: "vllm/vllm-openai:v0.6.3", replicas: 2))
+            let rs1 = try #require(await s.store.list(.replicaSets, namespace: "samples").first)
+            let rs1Name = try #require(rs1[path: "metadata", "name"]?.stringValue)
+            let hash1 = try #require(rs1[path: "metadata", "labels", "pod-template-hash"]?.stringValue)
+            #expect(rs1Name == "roll-\(hash1)")
+            #expect(rs1[path: "metadata", "ownerReferences"]?.arrayValue?.first?["uid"] == dep[path: "metadata", "uid"])
+            #expect(rs1[path: "metadata", "annotations", "deployment.kubernetes.io/revision"] == "1")
+            #expect(rs1[path: "status", "readyReplicas"] == 2)
+            #expect(await get(s, "/apis/apps/v1/namespaces/samples/replicasets/\(rs1Name)") != nil)
+            let pods = await s.store.list(.pods, namespace: "samples")
+            #expect(pods.count == 2)
+            #expect(pods.allSatisfy { $0[path: "metadata", "ownerReferences"]?.arrayValue?.first?["uid"] == rs1[path: "metadata", "uid"] })
+            #expect(pods.allSatisfy { $0[path: "metadata", "labels", "pod-template-hash"]?.stringValue == hash1 })
+
+            // A template change: a new ReplicaSet (revision 2); with Pods Ready at once the roll completes.
+            #expect(await setImage(s, "vllm/vllm-openai:v0.6.4").status == 200)
+            let rolled = try #require(await get(s, "\(Self.deployments)/roll"))
+            #expect(rolled[path: "metadata", "annotations", "deployment.kubernetes.io/revision"] == "2")
+            #expect(rolled[path: "status", "observedGeneration"] == 2)
+            #expect(rolled[path: "status", "updatedReplicas"] == 2)
+            #expect(rolled[path: "status", "availableReplicas"] == 2)
+            let sets = await s.store.list(.replicaSets, namespace: "samples")
+            #expect(sets.count == 2)
+            #expect(sets.first { $0[path: "metadata", "name"]?.stringValue == rs1Name }?[path: "spec", "replicas"] == 0)
+            let newPods = await s.store.list(.pods, namespace: "samples")
+            #expect(newPods.count == 2)
+            #expect(newPods.allSatisfy { $0[path: "metadata", "labels", "pod-template-hash"]?.stringValue != hash1 })
+
+            // Pods that do not become Ready hold the roll: maxSurge 1, maxUnavailable 0 for 2 replicas.
+            s.simulator.autoReady = false
+            _ = await setImage(s, "vllm/vllm-openai:v0.7.0")
+            let holding = try #require(await get(s, "\(Self.deployments)/roll"))
+            #expect(await s.store.list(.pods, namespace: "samples").count == 3)
+            #expect(holding[path: "status", "updatedReplicas"] == 1)
+            #expect(holding[path: "status", "conditions"]?.arrayValue?.first { $0["type"] == "Available" }?["status"] == "True")
+            #expect(holding[path: "status", "conditions"]?.arrayValue?.first { $0["type"] == "Progressing" }?["reason"] == "ReplicaSetUpdated")
+            for _ in 0..<4 { await s.markPodsReady(namespace: "samples", deployment: "roll") }
+            let done = try #require(await get(s, "\(Self.deployments)/roll"))
+            #expect(done[path: "metadata", "annotations", "deployment.kubernetes.io/revision"] == "3")
+            #expect(done[path: "status", "updatedReplicas"] == 2)
+            #expect(done[path: "status", "replicas"] == 2)
+            #expect(done[path: "status", "conditions"]?.arrayValue?.first { $0["type"] == "Progressing" }?["reason"] == "NewReplicaSetAvailable")
+
+            // Deleting the Deployment: the garbage collector removes its ReplicaSets and their Pods.
+            _ = await s.handle(method: "DELETE", path: "\(Self.deployments)/roll")
+            #expect(await s.store.list(.replicaSets, namespace: "samples").isEmpty)
+            #expect(await s.store.list(.pods, namespace: "samples").isEmpty)
+        }
+    }
+
+    @Test func availableIsFalseUntilEnoughPodsAreReady() async throws {
+        try await withServer { s in
+            s.simulator.autoReady = false
+            _ = try await post(s, Self.deployments, rolloutDeployment(image: "vllm/vllm-openai:v0.6.3", replicas: 1))
+            let dep = try #require(await get(s, "\(Self.deployments)/roll"))
+            let available = dep[path: "status", "conditions"]?.arrayValue?.first { $0["type"] == "Available" }
+            #expect(available?["status"] == "False")
+            #expect(available?["reason"] == "MinimumReplicasUnavailable")
+            #expect(dep[path: "status", "unavailableReplicas"] == 1)
+            await s.markPodsReady(namespace: "samples", deployment: "roll")
+            let ready = try #require(await get(s, "\(Self.deployments)/roll"))
+            #expect(ready[path: "status", "conditions"]?.arrayValue?.first { $0["type"] == "Available" }?["reason"] == "MinimumReplicasAvailable")
+        }
+    }
 }
