@@ -102,6 +102,9 @@ extension KubeStore {
             }
             return .json(200, ["kind": "APIResourceList", "apiVersion": "v1",
                                "groupVersion": .string(g.isEmpty ? v : "\(g)/\(v)"), "resources": .array(resources)])
+        case .health:
+            return KubeResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
+                                body: Data("ok".utf8))
         case .resource, .notFound:
             throw APIError.pageNotFound
         }

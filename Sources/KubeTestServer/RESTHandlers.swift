@@ -79,7 +79,7 @@ extension KubeStore {
         let route = route(t)
         let isPublic: Bool
         switch route {
-        case .version: isPublic = true
+        case .version, .health: isPublic = true
         default: isPublic = false
         }
         guard case .resource(let p) = route else {
@@ -309,7 +309,8 @@ extension KubeStore {
         if let cause = Validation.name(name, for: rt) { throw APIError.invalid(rt, name: name, causes: [cause]) }
         obj["metadata"] = .object(meta)
         if rt.hasStatus { obj["status"] = nil }
-        obj = Defaults.apply(rt, obj)
+        try BuiltinDecoding.checkMicroTimes(rt, obj)
+        obj = BuiltinDecoding.normalizeQuantities(rt, Defaults.apply(rt, obj))
         obj = try applySchema(rt, obj, name: name, isPatch: false)
         let causes = Validation.builtin(rt, obj) + (validators[rt.storageKey]?(obj) ?? [])
         if !causes.isEmpty { throw APIError.invalid(rt, name: name, causes: causes) }
@@ -358,6 +359,10 @@ extension KubeStore {
         let oldRV = old["metadata"]?["resourceVersion"]?.stringValue ?? ""
         let newRV = new["metadata"]?["resourceVersion"]?.stringValue ?? ""
         if newRV.isEmpty {
+            if rt == .leases {
+                // Leases do not allow unconditional updates (a built-in, so the Kind form of the message).
+                throw APIError.invalid(rt, name: name, causes: [.invalid("metadata.resourceVersion", "0x0: must be specified for an update")])
+            }
             if requireRV {
                 throw APIError.invalid(kind: rt.plural, group: rt.group, name: name,
                                        causes: [.invalid("metadata.resourceVersion", "0: must be specified for an update")],
@@ -381,8 +386,9 @@ extension KubeStore {
             meta["managedFields"] = nil
             result["metadata"] = .object(meta)
             if rt.hasStatus { result["status"] = old["status"] }
-            result = Defaults.apply(rt, result)
+            result = BuiltinDecoding.normalizeQuantities(rt, Defaults.apply(rt, result))
         }
+        try BuiltinDecoding.checkMicroTimes(rt, result)
         result[keyPath: "metadata", "resourceVersion"] = .string(oldRV)
         result = try applySchema(rt, result, name: name, isPatch: requestIsPatch)
         if hasGeneration(rt), specPart(result, rt) != specPart(old, rt) {

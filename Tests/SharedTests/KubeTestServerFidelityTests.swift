@@ -428,4 +428,57 @@ struct KubeTestServerFidelityTests {
             #expect(ready[path: "status", "conditions"]?.arrayValue?.first { $0["type"] == "Available" }?["reason"] == "MinimumReplicasAvailable")
         }
     }
+
+    // MARK: - Typed decoding of built-ins
+
+    @Test func quantitiesAreStoredInCanonicalForm() async throws {
+        try await withServer { s in
+            var dep = rolloutDeployment(image: "vllm/vllm-openai:v0.6.3", replicas: 0)
+            dep["spec"]?["template"]?["spec"]?["containers"] = [["name": "vllm", "image": "vllm/vllm-openai:v0.6.3",
+                                                                    "resources": ["requests": ["cpu": "0.5", "memory": "1024Mi"],
+                                                                                  "limits": ["cpu": "1000m", "memory": "1536Mi", "nvidia.com/gpu": "1"]]]]
+            let created = try await post(s, Self.deployments, dep)
+            let r = created[path: "spec", "template", "spec", "containers"]?.arrayValue?.first?["resources"]
+            #expect(r?["requests"] == ["cpu": "500m", "memory": "1Gi"])
+            #expect(r?["limits"] == ["cpu": "1", "memory": "1536Mi", "nvidia.com/gpu": "1"])
+            let pvc: JSONValue = ["apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": ["name": "cache", "namespace": "samples"],
+                                  "spec": ["accessModes": ["ReadWriteOnce"], "resources": ["requests": ["storage": "2048Mi"]]]]
+            let claim = try await post(s, "/api/v1/namespaces/samples/persistentvolumeclaims", pvc)
+            #expect(claim[path: "spec", "resources", "requests", "storage"] == "2Gi")
+        }
+    }
+
+    @Test func microTimesNeedSixDigitsAndLeasesNeedAResourceVersion() async throws {
+        try await withServer { s in
+            let leases = "/apis/coordination.k8s.io/v1/namespaces/samples/leases"
+            func lease(_ t: String) -> JSONValue {
+                ["apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": ["name": "chill-leader"],
+                 "spec": ["holderIdentity": "chill-0", "leaseDurationSeconds": 15, "acquireTime": .string(t), "renewTime": .string(t)]]
+            }
+            let millis = await s.handle("POST", leases, json: lease("2026-11-22T23:18:59.511Z"))
+            #expect(millis.status == 400)
+            #expect(millis.json?["message"] == #"Lease in version "v1" cannot be handled as a Lease: parsing time "2026-11-22T23:18:59.511Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse ".511Z" as ".000000""#)
+            let whole = await s.handle("POST", leases, json: lease("2026-01-02T03:04:05Z"))
+            #expect(whole.json?["message"] == #"Lease in version "v1" cannot be handled as a Lease: parsing time "2026-01-02T03:04:05Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "Z" as ".000000""#)
+            let ok = await s.handle("POST", leases, json: lease("2026-11-22T23:19:00.006558Z"))
+            #expect(ok.status == 201)
+            let noRV = await s.handle("PUT", "\(leases)/chill-leader", json: lease("2026-11-22T23:19:01.396879Z"))
+            #expect(noRV.status == 422)
+            #expect(noRV.json?["message"] == #"Lease.coordination.k8s.io "chill-leader" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"#)
+            let event: JSONValue = ["apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": ["name": "e1"],
+                                    "eventTime": "2026-11-22T23:19:00Z", "reportingController": "chill", "reportingInstance": "chill-0",
+                                    "action": "Wake", "reason": "Waking", "type": "Normal"]
+            #expect(await s.handle("POST", "/apis/events.k8s.io/v1/namespaces/samples/events", json: event).status == 400)
+        }
+    }
+
+    @Test func healthEndpointsArePublic() async throws {
+        try await withServer { s in
+            for path in ["/healthz", "/readyz", "/livez"] {
+                let r = await s.handle(method: "GET", path: path, user: nil)
+                #expect(r.status == 200)
+                #expect(r.text == "ok")
+            }
+        }
+    }
 }
