@@ -8,14 +8,8 @@ import Testing
 /// /work/shared/kube-api-samples (kube-apiserver v1.36) or from the upstream sources.
 @Suite("KubeTestServer fidelity", .serialized)
 struct KubeTestServerFidelityTests {
-    static let modelCRD: JSONValue = [
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": ["name": "vllmmodels.chill.dev"],
-        "spec": ["group": "chill.dev", "scope": "Cluster",
-                 "names": ["plural": "vllmmodels", "singular": "vllmmodel", "kind": "VLLMModel", "listKind": "VLLMModelList"],
-                 "versions": [["name": "v1alpha1", "served": true, "storage": true, "subresources": ["status": [:]],
-                               "schema": ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]]]]],
-    ]
+    /// A schema-less VLLMModel CRD (no pruning, no defaults); the schema tests install chill's real CRD.
+    static let modelCRD = KubeTestServerTests.vllmCRD
 
     func withServer(clock: ClockMode = .system, _ body: (KubeTestServer) async throws -> Void) async throws {
         let server = try await KubeTestServer.start(clock: clock)
