@@ -78,7 +78,9 @@ public final class KubeTestServer: Sendable {
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                    // Like kube-apiserver, an unverifiable client certificate does not fail the handshake: the
+                    // request is then treated as bearing no usable certificate (see KubeHTTPHandler).
+                    try sync.addHandler(NIOSSLServerHandler(context: sslContext) { _, promise in promise.succeed(.certificateVerified) })
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try sync.addHandler(KubeHTTPHandler(store: store))
                 }

@@ -9,6 +9,8 @@ struct IncomingRequest: Sendable {
     var body: Data
     /// The identity from a verified client certificate, or an explicit in-process identity.
     var presetUser: KubeUser?
+    /// The TLS peer presented a client certificate the server does not trust.
+    var untrustedCertificate = false
 
     func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
@@ -61,6 +63,8 @@ extension KubeStore {
             }
             return KubeUser(name: name, groups: ["system:authenticated"])
         }
+        // The real server would fall through to anonymous (403); chill's issue asks for the 401 Status here.
+        if req.untrustedCertificate { throw APIError.unauthorized }
         return .anonymous
     }
 
