@@ -44,6 +44,7 @@ extension KubeStore {
         unregister(group: group, plural: plural)
         for v in ordered where v["served"]?.boolValue ?? true {
             guard let name = v["name"]?.stringValue else { continue }
+            crdSchemas["\(group)/\(name)/\(plural)"] = v["schema"]?["openAPIV3Schema"]
             var scale: ResourceType.Scale?
             if let s = v["subresources"]?["scale"] {
                 func path(_ key: String) -> String? { s[key]?.stringValue.map { $0.hasPrefix(".") ? String($0.dropFirst()) : $0 } }
@@ -101,6 +102,9 @@ extension KubeStore {
             }
             return .json(200, ["kind": "APIResourceList", "apiVersion": "v1",
                                "groupVersion": .string(g.isEmpty ? v : "\(g)/\(v)"), "resources": .array(resources)])
+        case .health:
+            return KubeResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
+                                body: Data("ok".utf8))
         case .resource, .notFound:
             throw APIError.pageNotFound
         }

@@ -6,8 +6,9 @@ import Synchronization
 /// Pods are created/deleted to match `spec.replicas`, become Ready after `readyDelay` (clock time), and
 /// the Deployment's status follows. Failures can be injected per Deployment.
 ///
-/// No ReplicaSet objects are stored; Pods carry an ownerReference to a ReplicaSet `<deployment>-<hash>`
-/// like real ones, and are deleted with their Deployment.
+/// Each pod template gets a ReplicaSet `<deployment>-<pod-template-hash>` (owned by the Deployment, with the
+/// `deployment.kubernetes.io/revision` annotation); its Pods are owned by it. A template change rolls within
+/// maxSurge/maxUnavailable: old Pods go once enough new ones are Ready.
 public final class DeploymentSimulator: KubeTestController, Sendable {
     public enum Failure: Sendable, Equatable {
         /// Container starts and crashes: waiting CrashLoopBackOff, restartCount, BackOff Warning Event.
@@ -76,6 +77,11 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
             } else {
                 sync(ns, name, store: store)
             }
+        case ResourceType.replicaSets.storageKey:
+            // A ReplicaSet of ours was changed or deleted by someone else: the Deployment controller restores it.
+            guard let ref = (change.object["metadata"]?["ownerReferences"]?.arrayValue ?? []).first(where: { $0["kind"] == "Deployment" }),
+                  let deployment = ref["name"]?.stringValue, change.type == .deleted else { return }
+            sync(change.object["metadata"]?["namespace"]?.stringValue ?? "", deployment, store: store)
         case ResourceType.pods.storageKey:
             // A Pod of ours changed (deleted by a test, status patched): resync its Deployment.
             guard let ref = (change.object["metadata"]?["ownerReferences"]?.arrayValue ?? []).first(where: { $0["kind"] == "ReplicaSet" }),
@@ -119,25 +125,82 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
 
     // MARK: - Sync
 
+    /// The Deployment's ReplicaSets (owned through a controller reference with its uid).
+    func ownedReplicaSets(_ dep: JSONValue, store: isolated KubeStore) -> [JSONValue] {
+        let uid = dep["metadata"]?["uid"]
+        return store.list(.replicaSets, namespace: dep["metadata"]?["namespace"]?.stringValue).filter { rs in
+            (rs["metadata"]?["ownerReferences"]?.arrayValue ?? []).contains { $0["uid"] == uid && $0["controller"] == true }
+        }
+    }
+
+    static func revision(_ obj: JSONValue) -> Int {
+        Int(obj["metadata"]?["annotations"]?["deployment.kubernetes.io/revision"]?.stringValue ?? "") ?? 0
+    }
+
+    /// maxSurge / maxUnavailable of a RollingUpdate strategy (percentages of `desired`: surge rounds up,
+    /// unavailable down, as the deployment controller does; both 0 is treated as unavailable 1).
+    static func rollingBounds(_ dep: JSONValue, desired: Int) -> (surge: Int, unavailable: Int) {
+        let ru = dep["spec"]?["strategy"]?["rollingUpdate"]
+        func value(_ v: JSONValue?, roundUp: Bool) -> Int {
+            guard let v else { return roundUp ? (desired + 3) / 4 : desired / 4 }
+            if let i = v.intValue { return i }
+            let s = v.stringValue ?? "25%"
+            let pct = Int(s.dropLast()) ?? 25
+            return roundUp ? (desired * pct + 99) / 100 : desired * pct / 100
+        }
+        if dep["spec"]?["strategy"]?["type"] == "Recreate" { return (0, desired) }
+        let surge = value(ru?["maxSurge"], roundUp: true), unavailable = value(ru?["maxUnavailable"], roundUp: false)
+        return surge == 0 && unavailable == 0 ? (0, 1) : (surge, unavailable)
+    }
+
     func sync(_ ns: String, _ name: String, store: isolated KubeStore) {
-        guard var dep = store.get(.deployments, namespace: ns, name: name) else { return }
-        let template = dep["spec"]?["template"] ?? .object([:])
+        guard var dep = store.get(.deployments, namespace: ns, name: name), dep["metadata"]?["deletionTimestamp"] == nil else { return }
+        var template = dep["spec"]?["template"] ?? .object([:])
         let hash = Self.templateHash(template)
         let rsName = "\(name)-\(hash)"
         let desired = dep["spec"]?["replicas"]?.intValue ?? 1
-        var pods = ownedPods(ns, name, store: store)
-        // Template changed: replace old Pods (a Recreate-like simplification of a rolling update).
-        for pod in pods where pod["metadata"]?["labels"]?["pod-template-hash"]?.stringValue != hash {
-            deletePod(pod, store: store)
+        let (maxSurge, maxUnavailable) = Self.rollingBounds(dep, desired: desired)
+        // The ReplicaSet of the current template (created with the next revision when the template changed).
+        let replicaSets = ownedReplicaSets(dep, store: store)
+        let maxRevision = replicaSets.map(Self.revision).max() ?? 0
+        template[keyPath: "metadata", "labels", "pod-template-hash"] = .string(hash)
+        var newRS = replicaSets.first { $0["metadata"]?["name"]?.stringValue == rsName }
+        if newRS == nil {
+            var selector = dep["spec"]?["selector"] ?? .object([:])
+            selector[keyPath: "matchLabels", "pod-template-hash"] = .string(hash)
+            let rs: JSONValue = [
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": ["name": .string(rsName), "namespace": .string(ns), "labels": template["metadata"]?["labels"] ?? .object([:]),
+                             "annotations": ["deployment.kubernetes.io/desired-replicas": .string(String(desired)),
+                                             "deployment.kubernetes.io/max-replicas": .string(String(desired + maxSurge)),
+                                             "deployment.kubernetes.io/revision": .string(String(maxRevision + 1))],
+                             "ownerReferences": [["apiVersion": "apps/v1", "kind": "Deployment", "name": .string(name),
+                                                  "uid": dep["metadata"]?["uid"] ?? "", "controller": true, "blockOwnerDeletion": true]]],
+                "spec": ["replicas": 0, "selector": selector, "template": template],
+                "status": ["replicas": 0],
+            ]
+            newRS = store.create(.replicaSets, rs)
+        } else if Self.revision(newRS!) < maxRevision, replicaSets.count > 1 {
+            // Rolled back to an older template: it becomes the newest revision again.
+            var rs = newRS!
+            rs[keyPath: "metadata", "annotations", "deployment.kubernetes.io/revision"] = .string(String(maxRevision + 1))
+            newRS = store.update(.replicaSets, rs)
         }
+        guard let newRS else { return }
+        let rsUID = newRS["metadata"]?["uid"]?.stringValue ?? ""
+        var pods = ownedPods(ns, name, store: store)
+        var oldPods = pods.filter { $0["metadata"]?["labels"]?["pod-template-hash"]?.stringValue != hash }
         pods = pods.filter { $0["metadata"]?["labels"]?["pod-template-hash"]?.stringValue == hash }
         let before = pods.count
-        if pods.count < desired {
-            for _ in pods.count..<desired {
-                if let pod = createPod(dep, template: template, hash: hash, rsName: rsName, store: store) { pods.append(pod) }
+        // Scale the new ReplicaSet up, within desired + maxSurge in total.
+        let room = max(0, desired + maxSurge - pods.count - oldPods.count)
+        let target = min(desired, pods.count + room)
+        if pods.count < target {
+            for _ in pods.count..<target {
+                if let pod = createPod(dep, template: template, hash: hash, rsName: rsName, rsUID: rsUID, store: store) { pods.append(pod) }
             }
             event(store, ns: ns, involved: dep, kind: "Deployment", reason: "ScalingReplicaSet",
-                  message: "Scaled up replica set \(rsName) from \(before) to \(desired)", component: "deployment-controller")
+                  message: "Scaled up replica set \(rsName) from \(before) to \(target)", component: "deployment-controller")
         } else if pods.count > desired {
             // Scale down: not-ready Pods first, then the newest.
             let victims = pods.sorted { a, b in
@@ -150,6 +213,16 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
             event(store, ns: ns, involved: dep, kind: "Deployment", reason: "ScalingReplicaSet",
                   message: "Scaled down replica set \(rsName) from \(before) to \(desired)", component: "deployment-controller")
         }
+        // Scale old ReplicaSets down while enough Pods stay ready (not-ready old Pods go first).
+        var ready = (pods + oldPods).filter(isReady).count
+        for old in oldPods.sorted(by: { !isReady($0) && isReady($1) }) {
+            let wasReady = isReady(old)
+            guard !wasReady || ready - 1 >= desired - maxUnavailable else { continue }
+            deletePod(old, store: store)
+            if wasReady { ready -= 1 }
+            oldPods.removeAll { $0["metadata"]?["uid"] == old["metadata"]?["uid"] }
+        }
+        syncReplicaSets(dep, newRS: newRS, desired: target, store: store)
         // Readiness (time-based).
         let now = store.now()
         for (i, pod) in pods.enumerated() where !isReady(pod) {
@@ -161,18 +234,19 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
         }
         // Status.
         dep = store.get(.deployments, namespace: ns, name: name) ?? dep
-        let ready = pods.filter(isReady).count
+        let updatedReady = pods.filter(isReady).count
+        let readyAll = updatedReady + oldPods.filter(isReady).count
+        let total = pods.count + oldPods.count
         var status = dep["status"]?.objectValue ?? [:]
         let oldConditions = status["conditions"]?.arrayValue ?? []
         status["observedGeneration"] = dep["metadata"]?["generation"]
-        status["replicas"] = pods.isEmpty ? nil : .int(pods.count)
+        status["replicas"] = total == 0 ? nil : .int(total)
         status["updatedReplicas"] = pods.isEmpty ? nil : .int(pods.count)
-        status["readyReplicas"] = ready == 0 ? nil : .int(ready)
-        status["availableReplicas"] = ready == 0 ? nil : .int(ready)
-        status["unavailableReplicas"] = pods.count - ready <= 0 ? nil : .int(max(desired, pods.count) - ready)
+        status["readyReplicas"] = readyAll == 0 ? nil : .int(readyAll)
+        status["availableReplicas"] = readyAll == 0 ? nil : .int(readyAll)
+        status["unavailableReplicas"] = max(desired, total) - readyAll <= 0 ? nil : .int(max(desired, total) - readyAll)
         status["terminatingReplicas"] = 0
-        let maxUnavailable = desired / 4
-        let available = ready >= desired - maxUnavailable
+        let available = readyAll >= desired - maxUnavailable
         let ts = store.timestamp()
         func condition(_ type: String, _ ok: Bool, _ reason: String, _ message: String) -> JSONValue {
             let old = oldConditions.first { $0["type"]?.stringValue == type }
@@ -186,7 +260,7 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
         let availableCondition = condition("Available", available,
                                            available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
                                            available ? "Deployment has minimum availability." : "Deployment does not have minimum availability.")
-        let done = ready >= desired
+        let done = updatedReady >= desired && oldPods.isEmpty
         let progressing = condition("Progressing", true, done ? "NewReplicaSetAvailable" : "ReplicaSetUpdated",
                                     done ? "ReplicaSet \"\(rsName)\" has successfully progressed." : "ReplicaSet \"\(rsName)\" is progressing.")
         // Keep the order the real controller leaves (first-added first).
@@ -200,10 +274,36 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
         status["conditions"] = .array(conditions)
         var updated = dep
         updated["status"] = .object(status)
-        if updated["metadata"]?["annotations"]?["deployment.kubernetes.io/revision"] == nil {
-            updated[keyPath: "metadata", "annotations", "deployment.kubernetes.io/revision"] = "1"
-        }
+        updated[keyPath: "metadata", "annotations", "deployment.kubernetes.io/revision"] =
+            store.get(.replicaSets, namespace: ns, name: rsName)?["metadata"]?["annotations"]?["deployment.kubernetes.io/revision"] ?? "1"
         store.update(.deployments, updated)
+    }
+
+    /// ReplicaSet spec/status follow the Pods; old ReplicaSets beyond `revisionHistoryLimit` are deleted.
+    func syncReplicaSets(_ dep: JSONValue, newRS: JSONValue, desired: Int, store: isolated KubeStore) {
+        let ns = dep["metadata"]?["namespace"]?.stringValue ?? "", name = dep["metadata"]?["name"]?.stringValue ?? ""
+        let pods = ownedPods(ns, name, store: store)
+        var old: [JSONValue] = []
+        for rs in ownedReplicaSets(dep, store: store) {
+            let hash = rs["spec"]?["template"]?["metadata"]?["labels"]?["pod-template-hash"]
+            let mine = pods.filter { $0["metadata"]?["labels"]?["pod-template-hash"] == hash }
+            let isNew = rs["metadata"]?["uid"] == newRS["metadata"]?["uid"]
+            var o = rs
+            o[keyPath: "spec", "replicas"] = .int(isNew ? desired : mine.count)
+            let ready = mine.filter(isReady).count
+            var status: [String: JSONValue] = ["replicas": .int(mine.count), "observedGeneration": rs["metadata"]?["generation"] ?? 1]
+            if !mine.isEmpty { status["fullyLabeledReplicas"] = .int(mine.count) }
+            if ready > 0 { status["readyReplicas"] = .int(ready); status["availableReplicas"] = .int(ready) }
+            status["terminatingReplicas"] = 0
+            o["status"] = .object(status)
+            store.update(.replicaSets, o)
+            if !isNew { old.append(o) }
+        }
+        let limit = dep["spec"]?["revisionHistoryLimit"]?.intValue ?? 10
+        let idle = old.filter { $0["spec"]?["replicas"] == 0 }.sorted { Self.revision($0) < Self.revision($1) }
+        for rs in idle.prefix(max(0, idle.count - limit)) {
+            store.delete(.replicaSets, namespace: ns, name: rs["metadata"]?["name"]?.stringValue ?? "")
+        }
     }
 
     // MARK: - Pods
@@ -242,7 +342,8 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
         }
     }
 
-    func createPod(_ dep: JSONValue, template: JSONValue, hash: String, rsName: String, store: isolated KubeStore) -> JSONValue? {
+    func createPod(_ dep: JSONValue, template: JSONValue, hash: String, rsName: String, rsUID: String,
+                   store: isolated KubeStore) -> JSONValue? {
         let ns = dep["metadata"]?["namespace"]?.stringValue ?? ""
         let depName = dep["metadata"]?["name"]?.stringValue ?? ""
         var labels = template["metadata"]?["labels"]?.objectValue ?? [:]
@@ -250,7 +351,7 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
         var meta: [String: JSONValue] = [
             "generateName": .string(rsName + "-"), "namespace": .string(ns), "labels": .object(labels),
             "ownerReferences": [["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": .string(rsName),
-                                 "uid": .string(Self.fakeUID(rsName + (dep["metadata"]?["uid"]?.stringValue ?? ""))),
+                                 "uid": .string(rsUID),
                                  "controller": true, "blockOwnerDeletion": true]],
         ]
         if let ann = template["metadata"]?["annotations"] { meta["annotations"] = ann }
@@ -419,12 +520,6 @@ public final class DeploymentSimulator: KubeTestController, Sendable {
         var out = ""
         for _ in 0..<9 { out.append(alphabet[Int(h % 27)]); h /= 27 }
         return out
-    }
-
-    static func fakeUID(_ seed: String) -> String {
-        let a = String(format: "%016llx", fnv(seed)), b = String(format: "%016llx", fnv(seed + "#"))
-        let hex = Array(a + b)
-        return "\(String(hex[0..<8]))-\(String(hex[8..<12]))-\(String(hex[12..<16]))-\(String(hex[16..<20]))-\(String(hex[20..<32]))"
     }
 }
 

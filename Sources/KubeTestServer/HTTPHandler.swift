@@ -31,9 +31,22 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// The client certificates the test CA signed (the TLS layer accepts any certificate; TLS itself proves the
+    /// client holds the key, so presenting one of these exact certificates is as good as a chain check).
+    static let trustedClientCertificates: [[UInt8]] = [TestPKI.clientCertificate].compactMap {
+        try? NIOSSLCertificate(bytes: Array($0.utf8), format: .pem).toDERBytes()
+    }
+
+    /// Whether the peer presented a certificate the server does not trust.
+    private var untrustedCertificate = false
+
     private func clientCertificateUser(context: ChannelHandlerContext) -> KubeUser? {
         if let cached = certUser { return cached }
-        let cert = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        var cert = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        if let der = try? cert?.toDERBytes(), !Self.trustedClientCertificates.contains(der) {
+            untrustedCertificate = true
+            cert = nil
+        }
         let user = cert.flatMap { try? $0.toDERBytes() }.flatMap(CertificateSubject.init(der:)).flatMap { s -> KubeUser? in
             guard let cn = s.commonName else { return nil }
             return KubeUser(name: cn, groups: s.organizations + ["system:authenticated"])
@@ -45,7 +58,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func process(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let req = IncomingRequest(method: head.method.rawValue, target: head.uri,
                                   headers: head.headers.map { ($0.name, $0.value) },
-                                  body: Data(body.readableBytesView), presetUser: clientCertificateUser(context: context))
+                                  body: Data(body.readableBytesView), presetUser: clientCertificateUser(context: context),
+                                  untrustedCertificate: untrustedCertificate)
         let keepAlive = head.isKeepAlive
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)

@@ -49,6 +49,17 @@ public actor KubeStore {
     let clock: TestClock
     var bookmarkInterval: Duration = .seconds(60)
     var scheduledTicks: [Date] = []
+    /// The field manager of the request being handled (`fieldManager`, else the User-Agent's first segment);
+    /// nil while controllers run.
+    var requestFieldManager: String?
+    /// `fieldValidation` of the request being handled, and the `Warning` headers it collected.
+    var requestFieldValidation: String?
+    var requestWarnings: [String] = []
+    var requestIsPatch = false
+    /// openAPIV3Schema per "group/version/plural" of the CRDs served.
+    var crdSchemas: [String: JSONValue] = [:]
+    /// The manager controllers' writes are recorded under.
+    public var controllerFieldManager = "kube-controller-manager"
 
     init(resources: [ResourceType], tokens: [String: String], clock: TestClock) {
         self.tokens = tokens
@@ -237,6 +248,7 @@ public actor KubeStore {
         }
         guard objects[rt.storageKey]?[Self.key(namespace: ns, name: name)] == nil else { return nil }
         o = initializeMetadata(rt, o)
+        o = recordControllerWrite(rt, old: nil, new: o)
         return commit(rt, o, type: .added)
     }
 
@@ -248,8 +260,20 @@ public actor KubeStore {
         guard let old = objects[rt.storageKey]?[Self.key(namespace: ns, name: name)] else { return nil }
         var o = object
         o[keyPath: "metadata", "resourceVersion"] = old["metadata"]?["resourceVersion"]
+        o[keyPath: "metadata", "managedFields"] = old["metadata"]?["managedFields"]
         if o == old { return old }
+        o = recordControllerWrite(rt, old: old, new: o)
         return commit(rt, o, type: .modified)
+    }
+
+    /// Controllers' writes are Updates by `controllerFieldManager`; status changes through the status subresource.
+    func recordControllerWrite(_ rt: ResourceType, old: JSONValue?, new: JSONValue) -> JSONValue {
+        let manager = requestFieldManager ?? controllerFieldManager
+        var o = ManagedFields.recordUpdate(old: old, new: new, rt, manager: manager, subresource: nil, time: timestamp())
+        if rt.hasStatus {
+            o = ManagedFields.recordUpdate(old: old, new: o, rt, manager: manager, subresource: "status", time: timestamp(), base: o)
+        }
+        return o
     }
 
     /// Deletes immediately (no finalizers, no grace). Returns the deleted object.
@@ -259,7 +283,7 @@ public actor KubeStore {
             return nil
         }
         let deleted = commit(rt, old, type: .deleted)
-        garbageCollect(ownerUID: old["metadata"]?["uid"]?.stringValue)
+        drainControllers()  // the garbage collector cascades (no-op when called from a controller)
         return deleted
     }
 
@@ -281,21 +305,6 @@ public actor KubeStore {
     static func randomSuffix() -> String {
         let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
         return String((0..<5).map { _ in alphabet.randomElement()! })
-    }
-
-    /// Deletes every object that has an ownerReference to `ownerUID` (cascading, like the garbage collector).
-    func garbageCollect(ownerUID: String?) {
-        guard let ownerUID else { return }
-        for (storageKey, objs) in objects {
-            guard let rt = storageTypes[storageKey] else { continue }
-            for (_, obj) in objs.sorted(by: { $0.key < $1.key }) {
-                let refs = obj["metadata"]?["ownerReferences"]?.arrayValue ?? []
-                if refs.contains(where: { $0["uid"]?.stringValue == ownerUID }) {
-                    delete(rt, namespace: obj["metadata"]?["namespace"]?.stringValue,
-                           name: obj["metadata"]?["name"]?.stringValue ?? "")
-                }
-            }
-        }
     }
 
     func findType(kind: String, apiVersion: String) -> ResourceType? {

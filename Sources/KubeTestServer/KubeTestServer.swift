@@ -44,13 +44,16 @@ public final class KubeTestServer: Sendable {
     ///   - clock: `.system`, or `.manual` to move time only through `advance(by:)`.
     ///   - namespaces: namespaces that exist from the start.
     ///   - simulateDeployments: run the Deployment controller/kubelet simulation.
+    ///   - garbageCollection: run the garbage collector (ownerReferences cascades, Foreground/Orphan deletes).
     public static func start(resources: [ResourceType] = ResourceType.builtins,
                              tokens: [String: String] = [defaultToken: defaultTokenUser],
                              clock: ClockMode = .system,
                              namespaces: [String] = ["default", "kube-system", "kube-public", "kube-node-lease"],
-                             simulateDeployments: Bool = true) async throws -> KubeTestServer {
+                             simulateDeployments: Bool = true,
+                             garbageCollection: Bool = true) async throws -> KubeTestServer {
         let store = KubeStore(resources: resources, tokens: tokens, clock: TestClock(clock))
         let simulator = DeploymentSimulator()
+        if garbageCollection { await store.addController(GarbageCollector()) }
         if simulateDeployments { await store.addController(simulator) }
         for ns in namespaces {
             await store.create(.namespaces, Defaults.apply(.namespaces, ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]]))
@@ -75,7 +78,9 @@ public final class KubeTestServer: Sendable {
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                    // Like kube-apiserver, an unverifiable client certificate does not fail the handshake: the
+                    // request is then treated as bearing no usable certificate (see KubeHTTPHandler).
+                    try sync.addHandler(NIOSSLServerHandler(context: sslContext) { _, promise in promise.succeed(.certificateVerified) })
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try sync.addHandler(KubeHTTPHandler(store: store))
                 }

@@ -36,7 +36,7 @@ extension KubeStore {
             guard case .object = patch else { throw APIError.badRequest("json: cannot unmarshal \(Self.jsonTypeName(patch)) into Go value of type map[string]interface {}") }
             return Patch.strategicMerge(target, patch: patch)
         case .apply:
-            // Server-side apply approximated as a merge (strategic for built-ins, JSON merge for CRs).
+            // Field ownership is handled by ManagedFields.apply; this is its merge step.
             return rt.isCustom ? target.merging(patch: patch) : Patch.strategicMerge(target, patch: patch)
         }
     }
@@ -64,12 +64,16 @@ extension KubeStore {
                 if p.subresource != nil { throw APIError.notFound(rt, p.name ?? "") }
                 var b = body
                 b[keyPath: "metadata", "name"] = .string(p.name ?? "")
-                let created = try create(p, b, dryRun: dryRun)
+                let created = try create(p, b, dryRun: dryRun, owner: .apply(manager: manager, applied: body))
                 return respond(201, present(created, as: rt), rt)
             }
-            var patched = try applyPatch(.apply, old, body, rt)
+            let force = ["true", "1"].contains(t.query["force"] ?? "")
+            var patched = try ManagedFields.apply(live: old, applied: body, rt, manager: manager, force: force,
+                                                  subresource: p.subresource, time: timestamp()) { target, patch in
+                rt.isCustom ? target.merging(patch: patch) : Patch.strategicMerge(target, patch: patch)
+            }
             patched[keyPath: "metadata", "resourceVersion"] = body["metadata"]?["resourceVersion"] ?? old["metadata"]?["resourceVersion"]
-            let result = try update(p, old: old, new: patched, requireRV: false, dryRun: dryRun)
+            let result = try update(p, old: old, new: patched, requireRV: false, dryRun: dryRun, owner: .precomputed)
             return respond(200, present(result, as: rt), rt)
         }
         let patch = try parsePatchBody(req.body)
@@ -79,7 +83,7 @@ extension KubeStore {
         if patched["metadata"]?["name"]?.stringValue != p.name {
             throw APIError.badRequest("the name of the object (\(patched["metadata"]?["name"]?.stringValue ?? "")) does not match the name on the URL (\(p.name ?? ""))")
         }
-        let result = try update(p, old: old, new: patched, requireRV: false, dryRun: dryRun)
+        let result = try update(p, old: old, new: patched, requireRV: false, dryRun: dryRun, owner: .update(subresource: p.subresource))
         return respond(200, present(result, as: rt), rt)
     }
 
@@ -143,7 +147,8 @@ extension KubeStore {
         var updated = Patch.set(old, path: rt.scale!.specReplicasPath, to: .int(replicas))
         updated[keyPath: "metadata", "resourceVersion"] = old["metadata"]?["resourceVersion"]
         let main = ResourcePath(type: rt, namespace: p.namespace, name: p.name, subresource: nil)
-        let result = try update(main, old: old, new: updated, requireRV: false, dryRun: t.query["dryRun"] == "All")
+        let result = try update(main, old: old, new: updated, requireRV: false, dryRun: t.query["dryRun"] == "All",
+                                owner: .update(subresource: "scale"))
         return .json(200, scaleObject(result, rt))
     }
 }

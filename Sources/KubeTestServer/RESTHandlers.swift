@@ -9,6 +9,8 @@ struct IncomingRequest: Sendable {
     var body: Data
     /// The identity from a verified client certificate, or an explicit in-process identity.
     var presetUser: KubeUser?
+    /// The TLS peer presented a client certificate the server does not trust.
+    var untrustedCertificate = false
 
     func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
@@ -24,7 +26,12 @@ extension KubeStore {
     func handle(_ req: IncomingRequest) -> Outcome {
         let t = RequestTarget(req.target)
         var userName: String?
-        let outcome: Outcome
+        var outcome: Outcome
+        let ua = req.header("User-Agent").map { String($0.split(separator: "/", omittingEmptySubsequences: false).first ?? "") }
+        requestFieldManager = t.query["fieldManager"] ?? ua ?? ""
+        requestFieldValidation = t.query["fieldValidation"]
+        requestIsPatch = req.method == "PATCH"
+        requestWarnings = []
         do throws(APIError) {
             let user = try authenticate(req)
             userName = user.name
@@ -32,7 +39,12 @@ extension KubeStore {
         } catch {
             outcome = .response(.error(error))
         }
+        requestFieldManager = nil
         drainControllers()
+        if case .response(var r) = outcome, !requestWarnings.isEmpty {
+            r.headers += requestWarnings.map { ("Warning", "299 - " + KubeJSON.string(.string($0))) }
+            outcome = .response(r)
+        }
         let status: Int
         switch outcome {
         case .response(let r): status = r.status
@@ -51,6 +63,8 @@ extension KubeStore {
             }
             return KubeUser(name: name, groups: ["system:authenticated"])
         }
+        // The real server would fall through to anonymous (403); chill's issue asks for the 401 Status here.
+        if req.untrustedCertificate { throw APIError.unauthorized }
         return .anonymous
     }
 
@@ -69,7 +83,7 @@ extension KubeStore {
         let route = route(t)
         let isPublic: Bool
         switch route {
-        case .version: isPublic = true
+        case .version, .health: isPublic = true
         default: isPublic = false
         }
         guard case .resource(let p) = route else {
@@ -268,12 +282,12 @@ extension KubeStore {
     func createObject(_ p: ResourcePath, _ req: IncomingRequest, _ t: RequestTarget) throws(APIError) -> KubeResponse {
         let body = try decodeBody(req.body, p.type)
         try checkTypeMeta(body, p.type)
-        let created = try create(p, body, dryRun: t.query["dryRun"] == "All")
+        let created = try create(p, body, dryRun: t.query["dryRun"] == "All", owner: .update(subresource: nil))
         return respond(201, present(created, as: p.type), p.type)
     }
 
     /// The full create path (validation, defaults, admission-like checks). Used by POST and apply-create.
-    func create(_ p: ResourcePath, _ body: JSONValue, dryRun: Bool) throws(APIError) -> JSONValue {
+    func create(_ p: ResourcePath, _ body: JSONValue, dryRun: Bool, owner: FieldOwner) throws(APIError) -> JSONValue {
         let rt = p.type
         var obj = body
         var meta = obj["metadata"]?.objectValue ?? [:]
@@ -299,7 +313,9 @@ extension KubeStore {
         if let cause = Validation.name(name, for: rt) { throw APIError.invalid(rt, name: name, causes: [cause]) }
         obj["metadata"] = .object(meta)
         if rt.hasStatus { obj["status"] = nil }
-        obj = Defaults.apply(rt, obj)
+        try BuiltinDecoding.checkMicroTimes(rt, obj)
+        obj = BuiltinDecoding.normalizeQuantities(rt, Defaults.apply(rt, obj))
+        obj = try applySchema(rt, obj, name: name, isPatch: false)
         let causes = Validation.builtin(rt, obj) + (validators[rt.storageKey]?(obj) ?? [])
         if !causes.isEmpty { throw APIError.invalid(rt, name: name, causes: causes) }
         if rt.namespaced, let ns = p.namespace, objects[ResourceType.namespaces.storageKey]?[Self.key(namespace: nil, name: ns)] == nil {
@@ -307,6 +323,16 @@ extension KubeStore {
         }
         if stored(p, name: name) != nil { throw APIError.alreadyExists(rt, name) }
         obj = initializeMetadata(rt, obj)
+        switch owner {
+        case .update(let sub):
+            obj = ManagedFields.recordUpdate(old: nil, new: obj, rt, manager: requestFieldManager ?? "", subresource: sub, time: timestamp())
+        case .apply(let manager, let applied):
+            let fields = ManagedFields.fieldSet(ManagedFields.scoped(applied, rt, subresource: nil), custom: rt.isCustom, members: false)
+            obj = ManagedFields.set([.init(manager: manager, operation: "Apply", apiVersion: rt.apiVersion, time: timestamp(),
+                                           subresource: nil, fields: fields)], on: obj)
+        case .precomputed:
+            break
+        }
         if dryRun { return obj }
         return commit(rt, obj, type: .added)
     }
@@ -324,17 +350,23 @@ extension KubeStore {
             throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
         }
         guard let old = stored(p) else { throw APIError.notFound(p.type, p.name ?? "") }
-        let result = try update(p, old: old, new: body, requireRV: p.type.isCustom, dryRun: t.query["dryRun"] == "All")
+        let result = try update(p, old: old, new: body, requireRV: p.type.isCustom, dryRun: t.query["dryRun"] == "All",
+                                owner: .update(subresource: p.subresource))
         return respond(200, present(result, as: p.type), p.type)
     }
 
     /// The shared update path for PUT, PATCH and apply.
-    func update(_ p: ResourcePath, old: JSONValue, new: JSONValue, requireRV: Bool, dryRun: Bool) throws(APIError) -> JSONValue {
+    func update(_ p: ResourcePath, old: JSONValue, new: JSONValue, requireRV: Bool, dryRun: Bool,
+                owner: FieldOwner) throws(APIError) -> JSONValue {
         let rt = p.type
         let name = p.name ?? ""
         let oldRV = old["metadata"]?["resourceVersion"]?.stringValue ?? ""
         let newRV = new["metadata"]?["resourceVersion"]?.stringValue ?? ""
         if newRV.isEmpty {
+            if rt == .leases {
+                // Leases do not allow unconditional updates (a built-in, so the Kind form of the message).
+                throw APIError.invalid(rt, name: name, causes: [.invalid("metadata.resourceVersion", "0x0: must be specified for an update")])
+            }
             if requireRV {
                 throw APIError.invalid(kind: rt.plural, group: rt.group, name: name,
                                        causes: [.invalid("metadata.resourceVersion", "0: must be specified for an update")],
@@ -358,20 +390,27 @@ extension KubeStore {
             meta["managedFields"] = nil
             result["metadata"] = .object(meta)
             if rt.hasStatus { result["status"] = old["status"] }
-            result = Defaults.apply(rt, result)
+            result = BuiltinDecoding.normalizeQuantities(rt, Defaults.apply(rt, result))
         }
+        try BuiltinDecoding.checkMicroTimes(rt, result)
         result[keyPath: "metadata", "resourceVersion"] = .string(oldRV)
+        result = try applySchema(rt, result, name: name, isPatch: requestIsPatch)
         if hasGeneration(rt), specPart(result, rt) != specPart(old, rt) {
             result[keyPath: "metadata", "generation"] = .int((old["metadata"]?["generation"]?.intValue ?? 1) + 1)
+        }
+        switch owner {
+        case .update(let sub):
+            result = ManagedFields.recordUpdate(old: old, new: result, rt, manager: requestFieldManager ?? "", subresource: sub,
+                                                time: timestamp())
+        case .apply, .precomputed:
+            result[keyPath: "metadata", "managedFields"] = new["metadata"]?["managedFields"]
         }
         let causes = (p.subresource == nil ? Validation.builtin(rt, result) : []) + (validators[rt.storageKey]?(result) ?? [])
         if !causes.isEmpty { throw APIError.invalid(rt, name: name, causes: causes) }
         if result == old { return old }
         if dryRun { return result }
         if result["metadata"]?["deletionTimestamp"] != nil, (result["metadata"]?["finalizers"]?.arrayValue ?? []).isEmpty {
-            let gone = commit(rt, result, type: .deleted)
-            garbageCollect(ownerUID: result["metadata"]?["uid"]?.stringValue)
-            return gone
+            return commit(rt, result, type: .deleted)
         }
         return commit(rt, result, type: .modified)
     }
@@ -410,49 +449,68 @@ extension KubeStore {
                                   details: .object(["name": .string(name), "kind": .string(rt.kind)]))
         }
         if t.query["dryRun"] == "All" { return respond(200, present(old, as: rt), rt) }
-        // Already terminating: idempotent, returns the object.
-        if old["metadata"]?["deletionTimestamp"] != nil { return respond(200, present(old, as: rt), rt) }
-        let finalizers = old["metadata"]?["finalizers"]?.arrayValue ?? []
         let grace = Int(t.query["gracePeriodSeconds"] ?? "") ?? options["gracePeriodSeconds"]?.intValue
+        switch performDelete(rt, old, policy: policy, grace: grace) {
+        case .terminating(let o):
+            return respond(200, present(o, as: rt), rt)
+        case .gone:
+            var details = APIError.details(rt, name: name).objectValue ?? [:]
+            details["uid"] = .string(uid)
+            return .json(200, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
+                                       "details": .object(details)]))
+        }
+    }
+
+    /// Who gets the fields a write sets (see ManagedFields).
+    enum FieldOwner {
+        /// An Update by the request's field manager, through `subresource` (nil = the main resource).
+        case update(subresource: String?)
+        /// An apply-create: the applier owns what it applied.
+        case apply(manager: String, applied: JSONValue)
+        /// `new` already carries its managedFields.
+        case precomputed
+    }
+
+    enum DeleteResult { case gone(JSONValue), terminating(JSONValue) }
+
+    /// Deletes `old` like the registry does: at once, or (finalizers, Foreground, Orphan, a scheduled Pod) by
+    /// setting `deletionTimestamp` (and `generation` + 1). Cascades are left to the garbage collector.
+    func performDelete(_ rt: ResourceType, _ old: JSONValue, policy: String?, grace: Int?) -> DeleteResult {
+        // Already terminating: idempotent, returns the object.
+        if Self.isTerminating(old) { return .terminating(old) }
+        let finalizers = Self.finalizers(old)
+        func markDeleted(_ o: inout JSONValue) {
+            o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
+            if let g = o["metadata"]?["generation"]?.intValue, g > 0 { o[keyPath: "metadata", "generation"] = .int(g + 1) }
+        }
         if rt == .namespaces {
             var o = old
             o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
             o[keyPath: "status", "phase"] = "Terminating"
             let terminating = commit(rt, o, type: .modified)
-            deleteNamespaceContents(name)
+            deleteNamespaceContents(old["metadata"]?["name"]?.stringValue ?? "")
             commit(rt, terminating, type: .deleted)
-            return respond(200, present(terminating, as: rt), rt)
+            return .terminating(terminating)
         }
-        if policy == "Foreground" || !finalizers.isEmpty {
+        let extra: JSONValue? = policy == "Foreground" ? "foregroundDeletion" : (policy == "Orphan" ? "orphan" : nil)
+        if extra != nil || !finalizers.isEmpty {
             var o = old
-            o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
+            markDeleted(&o)
             o[keyPath: "metadata", "deletionGracePeriodSeconds"] = 0
-            if policy == "Foreground" { o[keyPath: "metadata", "finalizers"] = .array(finalizers + ["foregroundDeletion"]) }
-            let terminating = commit(rt, o, type: .modified)
-            if policy == "Foreground" {
-                garbageCollect(ownerUID: uid)
-                var done = terminating
-                done[keyPath: "metadata", "finalizers"] = finalizers.isEmpty ? nil : .array(finalizers)
-                if finalizers.isEmpty { commit(rt, done, type: .deleted) } else { commit(rt, done, type: .modified) }
-            }
-            return respond(200, present(terminating, as: rt), rt)
+            if let extra, !finalizers.contains(extra) { o[keyPath: "metadata", "finalizers"] = .array(finalizers + [extra]) }
+            return .terminating(commit(rt, o, type: .modified))
         }
         // A scheduled Pod is deleted gracefully: the response is the Pod with deletionTimestamp; the simulated
         // kubelet then removes it at once.
         if rt == .pods, old["spec"]?["nodeName"] != nil, grace != 0 {
             var o = old
-            o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
+            markDeleted(&o)
             o[keyPath: "metadata", "deletionGracePeriodSeconds"] = .int(grace ?? old["spec"]?["terminationGracePeriodSeconds"]?.intValue ?? 30)
             let terminating = commit(rt, o, type: .modified)
             commit(rt, terminating, type: .deleted)
-            return respond(200, present(terminating, as: rt), rt)
+            return .terminating(terminating)
         }
-        commit(rt, old, type: .deleted)
-        if policy == "Orphan" { orphan(ownerUID: uid) } else { garbageCollect(ownerUID: uid) }
-        var details = APIError.details(rt, name: name).objectValue ?? [:]
-        details["uid"] = .string(uid)
-        return .json(200, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
-                                   "details": .object(details)]))
+        return .gone(commit(rt, old, type: .deleted))
     }
 
     func deleteNamespaceContents(_ ns: String) {
@@ -464,31 +522,12 @@ extension KubeStore {
         }
     }
 
-    func orphan(ownerUID: String) {
-        for (storageKey, objs) in objects {
-            guard let rt = storageTypes[storageKey] else { continue }
-            for (_, obj) in objs {
-                guard let refs = obj["metadata"]?["ownerReferences"]?.arrayValue,
-                      refs.contains(where: { $0["uid"]?.stringValue == ownerUID }) else { continue }
-                var o = obj
-                let left = refs.filter { $0["uid"]?.stringValue != ownerUID }
-                o[keyPath: "metadata", "ownerReferences"] = left.isEmpty ? nil : .array(left)
-                commit(rt, o, type: .modified)
-            }
-        }
-    }
-
     func deleteCollection(_ p: ResourcePath, _ t: RequestTarget) throws(APIError) -> KubeResponse {
         let (ls, fs) = try selectors(p, t)
         var deleted: [JSONValue] = []
         for (_, obj) in (objects[p.type.storageKey] ?? [:]).sorted(by: { $0.key < $1.key }) where matches(obj, p, ls, fs) {
-            if obj["metadata"]?["finalizers"]?.arrayValue?.isEmpty == false {
-                var o = obj
-                o[keyPath: "metadata", "deletionTimestamp"] = .string(timestamp())
-                deleted.append(commit(p.type, o, type: .modified))
-            } else {
-                deleted.append(commit(p.type, obj, type: .deleted))
-                garbageCollect(ownerUID: obj["metadata"]?["uid"]?.stringValue)
+            switch performDelete(p.type, obj, policy: t.query["propagationPolicy"], grace: nil) {
+            case .gone(let o), .terminating(let o): deleted.append(o)
             }
         }
         let list: JSONValue = .object(["kind": .string(p.type.listKind), "apiVersion": .string(p.type.apiVersion),

@@ -72,6 +72,8 @@ public struct ResourceType: Sendable, Hashable {
     public static let persistentVolumeClaims = builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", status: true)
     public static let deployments = builtin("apps", "v1", "Deployment", "deployments", status: true,
                                             scale: Scale(labelSelectorPath: "status.selector"))
+    public static let replicaSets = builtin("apps", "v1", "ReplicaSet", "replicasets", status: true,
+                                            scale: Scale(labelSelectorPath: "status.selector"))
     public static let leases = builtin("coordination.k8s.io", "v1", "Lease", "leases")
     public static let customResourceDefinitions = builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
                                                           "customresourcedefinitions", namespaced: false, status: true)
@@ -86,7 +88,7 @@ public struct ResourceType: Sendable, Hashable {
 
     public static let builtins: [ResourceType] = [
         namespaces, configMaps, secrets, services, pods, events, serviceAccounts, persistentVolumeClaims,
-        deployments, leases, customResourceDefinitions, roles, roleBindings, clusterRoles, clusterRoleBindings, eventsV1,
+        deployments, replicaSets, leases, customResourceDefinitions, roles, roleBindings, clusterRoles, clusterRoleBindings, eventsV1,
     ]
 }
 

@@ -46,6 +46,8 @@ enum Route: Sendable {
     case discoveryGroup(String)               // /apis/{group}
     case discoveryGroupVersion(String, String) // /api/v1, /apis/{group}/{version}
     case version
+    /// `/healthz`, `/readyz`, `/livez` (public, `ok`).
+    case health
     case notFound
 }
 
@@ -53,6 +55,7 @@ extension KubeStore {
     func route(_ t: RequestTarget) -> Route {
         let s = t.segments
         if s == ["version"] { return .version }
+        if s.count == 1, ["healthz", "readyz", "livez"].contains(s[0]) { return .health }
         guard let first = s.first else { return .notFound }
         let group: String, version: String, rest: ArraySlice<String>
         switch first {
