@@ -187,6 +187,41 @@ import Testing
                 let r = try await c.chill.request("POST", "/v1/chat/completions", body: Self.chat("late"))
                 return (r.status == 404, "\(r.status)")
             }
+            // Its workload goes with it: owner references, collected by the garbage collector.
+            try await E2EWait.until("vllm-late collected") {
+                let d = await c.kube.server.handle(method: "GET", path: "/apis/apps/v1/namespaces/\(E2EKube.namespace)/deployments/vllm-late")
+                let s = await c.kube.server.handle(method: "GET", path: "/api/v1/namespaces/\(E2EKube.namespace)/services/vllm-late")
+                return (d.status == 404 && s.status == 404, "deployment \(d.status), service \(s.status)")
+            }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aSpecEditRollsOutWhenRunningAndWaitsForTheNextWakeWhenScaledDown() async throws {
+        try await Self.withCluster { c in
+            func applied(_ name: String) async -> (generation: String?, args: [String]) {
+                let d = await c.kube.server.handle(method: "GET", path: "/apis/apps/v1/namespaces/\(E2EKube.namespace)/deployments/vllm-\(name)").json
+                let args = d?["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first?["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                return (d?["metadata"]?["annotations"]?["chill.dev/spec-generation"]?.stringValue, args)
+            }
+            func edit(_ name: String) async throws {
+                let r = await c.kube.server.handle(
+                    "PATCH", "/apis/chill.dev/v1alpha1/vllmmodels/\(name)", json: ["spec": ["maxModelLen": 1024]], contentType: "application/merge-patch+json")
+                guard r.status == 200 else { throw E2EHTTP.Failure.malformed("edit: \(r.status) \(r.text)") }
+            }
+            #expect(try await c.chill.request("POST", "/v1/chat/completions", body: Self.chat("alpha"), timeout: 30).status == 200)
+            try await edit("alpha")
+            try await E2EWait.until("alpha's edit rolled out") {
+                let a = await applied("alpha")
+                return (a.generation == "2" && a.args.contains("--max-model-len"), "\(a)")
+            }
+            // beta is scaled down: its edit waits for the next wake.
+            try await edit("beta")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await applied("beta").generation == "1")
+            #expect(try await c.chill.request("POST", "/v1/chat/completions", body: Self.chat("beta"), timeout: 30).status == 200)
+            let b = await applied("beta")
+            #expect(b.generation == "2" && b.args.contains("--max-model-len"), "\(b)")
         }
     }
 

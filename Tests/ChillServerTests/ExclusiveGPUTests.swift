@@ -39,6 +39,8 @@ import Testing
             decision: .wait(retryAfter: .seconds(20)), changes: []),
         Row(name: "holder busy past min residency: a switch starts", active: "a", since: 0, model: "b", observed: wanting, holder: serving, now: 31,
             decision: .wait(retryAfter: nil), changes: [.switchStarted(from: "a", to: "b")]),
+        Row(name: "holder still waking past min residency: wait, do not waste its wake", active: "a", since: 0, model: "b", observed: wanting,
+            holder: Obs(wants: true, isGone: false, isWaking: true), now: 31, decision: .wait(retryAfter: .seconds(1)), changes: []),
         Row(name: "a model that does not want replicas never takes the GPUs", active: "a", since: 0, model: "b", observed: idle, holder: serving, now: 100,
             decision: .wait(retryAfter: nil), changes: []),
     ]

@@ -301,7 +301,7 @@ struct KubeTestServerFidelityTests {
             let created = try await post(s, Self.models, model("qwen", ["modelName": "Qwen/Qwen2.5-0.5B-Instruct"]))
             #expect(created[path: "spec", "port"] == 8000)
             #expect(created[path: "spec", "image"] == .string(VLLMModelSpec.Defaults.image))
-            #expect(created[path: "spec", "idleTimeout"] == "5m")
+            #expect(created[path: "spec", "idleTimeout"] == nil, "no schema default: the install's idle timeout applies")
 
             let bad = await s.handle("POST", Self.models, json: model("bad", ["modelName": "m", "port": 0]))
             #expect(bad.status == 422)

@@ -29,7 +29,13 @@ struct ExclusiveGPU<Instant: InstantProtocol & Sendable>: Sendable where Instant
         var wants: Bool
         /// No pods of it exist any more (none live, none terminating).
         var isGone: Bool
+        /// It wants replicas but does not serve yet: taking the GPUs now would waste its wake and
+        /// fail the requests it holds.
+        var isWaking = false
     }
+
+    /// How often a model waiting behind a waking holder looks again.
+    static var waitingRetry: Duration { .seconds(1) }
 
     enum Decision: Sendable, Equatable {
         /// Run with the Scaler's replicas.
@@ -83,6 +89,7 @@ struct ExclusiveGPU<Instant: InstantProtocol & Sendable>: Sendable where Instant
             let resident = since.duration(to: now)
             if resident < minResidency { return (.wait(retryAfter: minResidency - resident), []) }
         }
+        if holderState.isWaking { return (.wait(retryAfter: Self.waitingRetry), []) }
         beginSwitch(from: holder, to: model, now: now, changes: &changes)
         return (.wait(retryAfter: nil), changes)
     }

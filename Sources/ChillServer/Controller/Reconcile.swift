@@ -56,9 +56,10 @@ extension ModelController {
 
     /// What exclusive mode needs to know about a model.
     func observation(_ name: String) -> ExclusiveGPU<ContinuousClock.Instant>.Observation {
-        let wants = runtime(name)?.backend.requestedReplicas ?? 0 > 0
+        let runtime = runtime(name)
+        let wants = runtime?.backend.requestedReplicas ?? 0 > 0
         let live = pods.filter { $0.metadata.labels?[ChillContract.modelLabel] == name && !PodDiagnosis.isFinished($0) }
-        return .init(wants: wants, isGone: live.isEmpty)
+        return .init(wants: wants, isGone: live.isEmpty, isWaking: wants && !(runtime?.scaler.isServing ?? false))
     }
 
     private func drain(_ runtime: ModelRuntime, force: Bool) async {
