@@ -8,8 +8,7 @@ enum BuiltinDecoding {
     /// MicroTime fields per storage key (dot paths).
     static let microTimeFields: [String: [String]] = [
         ResourceType.leases.storageKey: ["spec.acquireTime", "spec.renewTime"],
-        ResourceType.eventsV1.storageKey: ["eventTime", "series.lastObservedTime"],
-        ResourceType.events.storageKey: ["eventTime", "series.lastObservedTime"],
+        ResourceType.events.storageKey: ["eventTime", "series.lastObservedTime"],  // also events.k8s.io/v1 (one store)
     ]
 
     static func checkMicroTimes(_ rt: ResourceType, _ obj: JSONValue) throws(APIError) {

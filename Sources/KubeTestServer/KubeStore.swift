@@ -126,7 +126,7 @@ public actor KubeStore {
 
     /// Rewrites apiVersion/kind for the version the caller asked for (custom resources may serve several).
     func present(_ obj: JSONValue, as rt: ResourceType) -> JSONValue {
-        var o = obj
+        var o = EventConversion.isEventsV1(rt) && obj["apiVersion"] != .string(rt.apiVersion) ? EventConversion.toV1(obj) : obj
         o["apiVersion"] = .string(rt.apiVersion)
         o["kind"] = .string(rt.kind)
         return o

@@ -50,13 +50,14 @@ extension KubeStore {
                 throw APIError.invalid(kind: "PatchOptions", group: "meta.k8s.io", name: "",
                                        causes: [.required("fieldManager", "is required for apply patch")])
             }
-            let body = try decodeApplyBody(req.body)
+            var body = try decodeApplyBody(req.body)
             let av = body["apiVersion"]?.stringValue ?? "", k = body["kind"]?.stringValue ?? ""
             if av.isEmpty || k.isEmpty {
                 let gv = av.split(separator: "/")
                 throw APIError.badRequest("invalid object type: \(gv.count > 1 ? String(gv[0]) : "")/\(gv.last.map(String.init) ?? ""), Kind=\(k)")
             }
             try checkTypeMeta(body, rt)
+            if EventConversion.isEventsV1(rt) { body = EventConversion.toCore(body) }
             if let bodyName = body["metadata"]?["name"]?.stringValue, bodyName != p.name {
                 throw APIError.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(p.name ?? ""))")
             }
@@ -78,7 +79,8 @@ extension KubeStore {
         }
         let patch = try parsePatchBody(req.body)
         guard let old = stored(p) else { throw APIError.notFound(rt, p.name ?? "") }
-        var patched = try applyPatch(kind, old, patch, rt)
+        var patched = try applyPatch(kind, present(old, as: rt), patch, rt)
+        if EventConversion.isEventsV1(rt) { patched = EventConversion.toCore(patched) }
         if patched["metadata"]?["resourceVersion"] == nil { patched[keyPath: "metadata", "resourceVersion"] = old["metadata"]?["resourceVersion"] }
         if patched["metadata"]?["name"]?.stringValue != p.name {
             throw APIError.badRequest("the name of the object (\(patched["metadata"]?["name"]?.stringValue ?? "")) does not match the name on the URL (\(p.name ?? ""))")

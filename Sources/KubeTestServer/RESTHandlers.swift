@@ -168,7 +168,7 @@ extension KubeStore {
 
     func matches(_ obj: JSONValue, _ p: ResourcePath, _ ls: LabelSelector, _ fs: FieldSelector) -> Bool {
         if let ns = p.namespace, p.type.namespaced, obj["metadata"]?["namespace"]?.stringValue != ns { return false }
-        return ls.matches(obj.labels) && fs.matches(obj)
+        return ls.matches(obj.labels) && fs.matches(EventConversion.isEventsV1(p.type) ? present(obj, as: p.type) : obj)
     }
 
     func parseRV(_ s: String?) throws(APIError) -> Int? {
@@ -288,8 +288,10 @@ extension KubeStore {
 
     /// The full create path (validation, defaults, admission-like checks). Used by POST and apply-create.
     func create(_ p: ResourcePath, _ body: JSONValue, dryRun: Bool, owner: FieldOwner) throws(APIError) -> JSONValue {
-        let rt = p.type
-        var obj = body
+        // events.k8s.io/v1 Events are stored as core/v1 ones.
+        let rt = EventConversion.isEventsV1(p.type) ? storageTypes[p.type.storageKey] ?? p.type : p.type
+        var obj = EventConversion.isEventsV1(p.type) ? EventConversion.toCore(body) : body
+        if EventConversion.isEventsV1(p.type) { try BuiltinDecoding.checkMicroTimes(p.type, body) }
         var meta = obj["metadata"]?.objectValue ?? [:]
         if rt.namespaced {
             let bodyNS = meta["namespace"]?.stringValue ?? ""
@@ -350,7 +352,8 @@ extension KubeStore {
             throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
         }
         guard let old = stored(p) else { throw APIError.notFound(p.type, p.name ?? "") }
-        let result = try update(p, old: old, new: body, requireRV: p.type.isCustom, dryRun: t.query["dryRun"] == "All",
+        let result = try update(p, old: old, new: EventConversion.isEventsV1(p.type) ? EventConversion.toCore(body) : body,
+                                requireRV: p.type.isCustom, dryRun: t.query["dryRun"] == "All",
                                 owner: .update(subresource: p.subresource))
         return respond(200, present(result, as: p.type), p.type)
     }

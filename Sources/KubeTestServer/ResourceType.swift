@@ -47,7 +47,8 @@ public struct ResourceType: Sendable, Hashable {
     /// `ConfigMap` or `Deployment.apps`: the kind as it appears in 422 Invalid messages.
     public var qualifiedKind: String { group.isEmpty ? kind : "\(kind).\(group)" }
     /// Storage key: one store per group + plural, shared by all versions.
-    var storageKey: String { "\(group)/\(plural)" }
+    /// (events.k8s.io/v1 Events share the core/v1 store.)
+    var storageKey: String { group == "events.k8s.io" && plural == "events" ? "/events" : "\(group)/\(plural)" }
 
     static func builtin(_ group: String, _ version: String, _ kind: String, _ plural: String,
                         namespaced: Bool = true, status: Bool = false, scale: Scale? = nil,

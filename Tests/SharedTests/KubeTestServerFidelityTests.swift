@@ -475,4 +475,43 @@ struct KubeTestServerFidelityTests {
             }
         }
     }
+
+    // MARK: - Events: one store, two APIs
+
+    @Test func coreAndEventsV1EventsAreOneStore() async throws {
+        try await withServer { s in
+            let core: JSONValue = ["apiVersion": "v1", "kind": "Event", "metadata": ["name": "core-1", "namespace": "samples"],
+                                   "involvedObject": ["kind": "Pod", "namespace": "samples", "name": "p1"], "reason": "Started",
+                                   "message": "Started container", "source": ["component": "kubelet"], "type": "Normal", "count": 1]
+            _ = try await post(s, "/api/v1/namespaces/samples/events", core)
+            let v1 = try #require(await get(s, "/apis/events.k8s.io/v1/namespaces/samples/events/core-1"))
+            #expect(v1["apiVersion"] == "events.k8s.io/v1")
+            #expect(v1[path: "regarding", "name"] == "p1")
+            #expect(v1["note"] == "Started container")
+            #expect(v1[path: "deprecatedSource", "component"] == "kubelet")
+            #expect(v1["deprecatedCount"] == 1)
+            #expect(v1["involvedObject"] == nil && v1["message"] == nil)
+
+            let event: JSONValue = ["apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": ["name": "v1-1", "namespace": "samples"],
+                                    "eventTime": "2026-11-22T23:19:00.006558Z", "reportingController": "chill.dev/controller",
+                                    "reportingInstance": "chill-0", "action": "Wake", "reason": "Waking", "type": "Normal",
+                                    "regarding": ["kind": "VLLMModel", "apiVersion": "chill.dev/v1alpha1", "name": "qwen"], "note": "waking qwen"]
+            let created = try await post(s, "/apis/events.k8s.io/v1/namespaces/samples/events", event)
+            #expect(created["note"] == "waking qwen")
+            let asCore = try #require(await get(s, "/api/v1/namespaces/samples/events/v1-1"))
+            #expect(asCore[path: "involvedObject", "name"] == "qwen")
+            #expect(asCore["message"] == "waking qwen")
+            #expect(asCore["reportingComponent"] == "chill.dev/controller")
+            // Field selectors in each API's own terms.
+            let byRegarding = await get(s, "/apis/events.k8s.io/v1/namespaces/samples/events?fieldSelector=regarding.name%3Dqwen")
+            #expect(byRegarding?["items"]?.arrayValue?.map { $0[path: "metadata", "name"] } == ["v1-1"])
+            let byInvolved = await get(s, "/api/v1/namespaces/samples/events?fieldSelector=involvedObject.name%3Dp1")
+            #expect(byInvolved?["items"]?.arrayValue?.map { $0[path: "metadata", "name"] } == ["core-1"])
+            // A merge patch through events.k8s.io/v1 in its own field names.
+            let patched = await s.handle(method: "PATCH", path: "/apis/events.k8s.io/v1/namespaces/samples/events/v1-1",
+                                         headers: [("Content-Type", "application/merge-patch+json")], body: Data(#"{"note":"woke"}"#.utf8))
+            #expect(patched.json?["note"] == "woke")
+            #expect(await get(s, "/api/v1/namespaces/samples/events/v1-1")?["message"] == "woke")
+        }
+    }
 }
