@@ -19,6 +19,9 @@ final class ModelRuntime: Sendable {
         var appliedGeneration: Int?
         /// The `chill.dev/requested-at` last acted on.
         var handledRequestAt: String?
+        var handledState: String?
+        /// A malformed `requested-at` already warned about.
+        var ignoredRequestAt: String?
         /// The status last written (to write only changes).
         var writtenStatus: JSONValue?
         var writtenActivity: Double?

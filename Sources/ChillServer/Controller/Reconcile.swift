@@ -158,10 +158,23 @@ extension ModelController {
     /// Acts on `chill.dev/requested-state` once per `chill.dev/requested-at`.
     private func actOnIntent(_ model: VLLMModel, _ runtime: ModelRuntime) async {
         let annotations = model.metadata.annotations ?? [:]
-        guard let state = annotations[ChillContract.requestedStateAnnotation], let at = annotations[ChillContract.requestedAtAnnotation] else { return }
+        guard let state = annotations[ChillContract.requestedStateAnnotation], let given = annotations[ChillContract.requestedAtAnnotation] else { return }
+        // Recorded in status.handledRequestAt, a date-time: an unparsable value is refused, not written.
+        guard let date = RFC3339.parse(given) else {
+            if runtime.memory.withLock({ m in defer { m.ignoredRequestAt = given }; return m.ignoredRequestAt != given }) {
+                logger.warning("\(ChillContract.requestedAtAnnotation)=\"\(given)\" is not an RFC 3339 time; the intent is ignored", metadata: ["model": "\(runtime.name)"])
+            }
+            return
+        }
+        let at = RFC3339.format(date)
+        // Newer than the last one handled; or as new but asking for the other state (a start and a
+        // stop within one second carry the same time).
         let fresh = runtime.memory.withLock { m -> Bool in
-            if let handled = m.handledRequestAt, !Self.isNewer(at, than: handled) { return false }
+            if let handled = m.handledRequestAt, !Self.isNewer(at, than: handled), !(at == handled && m.handledState != nil && m.handledState != state) {
+                return false
+            }
             m.handledRequestAt = at
+            m.handledState = state
             return true
         }
         guard fresh else { return }
