@@ -14,7 +14,7 @@ import Testing
         stats.lastWakeSeconds = 42
         let snapshot = ScalerSnapshot(
             phase: phase, inFlight: 0, held: 0, idleSeconds: 0, phaseSeconds: 0, uptimeSeconds: 0, stats: stats, backend: backend,
-            lastFailure: lastFailure, wakeRunningSeconds: nil, lastWakeReadySecondsAgo: 10, lastActivitySecondsAgo: 5)
+            lastFailure: lastFailure, lastWakeReadySecondsAgo: 10, lastActivitySecondsAgo: 5)
         return .init(snapshot: snapshot, generation: 3, deploymentReplicas: 1, previous: previous, now: 1_800_000_000,
                      scaledDownLast24h: 60, handledRequestAt: nil, waitingFor: nil, applyProblem: applyProblem)
     }

@@ -13,8 +13,6 @@ final class Informer<Object: KubeResource>: Sendable {
         var synced = false
         var handlers: [Handler] = []
         var syncWaiters: [CheckedContinuation<Void, Never>] = []
-        /// Why the watch is not running (rights lost), for status and logs.
-        var failure: String?
     }
 
     let what: String
@@ -40,7 +38,6 @@ final class Informer<Object: KubeResource>: Sendable {
     }
 
     var hasSynced: Bool { state.withLock { $0.synced } }
-    var failure: String? { state.withLock { $0.failure } }
     var items: [Object] { state.withLock { Array($0.items.values) } }
     func get(_ key: String) -> Object? { state.withLock { $0.items[key] } }
     func filter(_ include: (Object) -> Bool) -> [Object] { state.withLock { $0.items.values.filter(include) } }
@@ -68,7 +65,6 @@ final class Informer<Object: KubeResource>: Sendable {
                 if Task.isCancelled { return }
             } catch {
                 if Task.isCancelled || error is CancellationError { return }
-                state.withLock { $0.failure = "watch of \(what): \(error)" }
                 logger.error("watch of \(what) failed: \(error)")
                 do { try await Task.sleep(for: .seconds(5)) } catch { return }
             }
@@ -78,7 +74,6 @@ final class Informer<Object: KubeResource>: Sendable {
     private func apply(_ event: WatcherEvent<Object>) {
         var changes: [(Object?, Object?)] = []
         let (handlers, waiters) = state.withLock { s -> ([Handler], [CheckedContinuation<Void, Never>]) in
-            s.failure = nil
             switch event {
             case .listed(let objects):
                 var fresh: [String: Object] = [:]

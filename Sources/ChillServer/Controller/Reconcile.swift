@@ -14,7 +14,7 @@ extension ModelController {
             removeRuntime(name, reason: "VLLMModel deleted or no longer selected")
             return nil
         }
-        let runtime = ensureRuntime(model)
+        let runtime = await ensureRuntime(model)
         let ns = settings.namespace
         let deployment = deployments.get("\(ns)/\(ChillContract.deploymentName(model: name))")
         let modelPods = pods.filter { $0.metadata.labels?[ChillContract.modelLabel] == name }
@@ -102,7 +102,7 @@ extension ModelController {
             maxHeld: settings.maxHeld, gpus: model.spec.effectiveGPUs)
     }
 
-    func ensureRuntime(_ model: VLLMModel) -> ModelRuntime {
+    private func ensureRuntime(_ model: VLLMModel) async -> ModelRuntime {
         let name = model.metadata.name ?? ""
         let policy = policy(for: model)
         if let existing = runtime(name), existing.policy.model == policy.model, existing.policy.idleTimeout == policy.idleTimeout,
@@ -123,12 +123,10 @@ extension ModelController {
             logger: logger, onChange: { [weak self] in self?.enqueue(name) })
         runtime.memory.withLock { m in
             m.handledRequestAt = previous?.memory.withLock { $0.handledRequestAt } ?? model.status?.handledRequestAt
-            m.appliedGeneration = nil
             if let last24h = model.status?.scaledDownSecondsLast24h { m.scaledDown.restore(last24h, now: Date().timeIntervalSince1970) }
         }
-        let scaler = runtime.scaler
-        let status = model.status
-        Task { await scaler.restore(scaledDownSeconds: status?.scaledDownSeconds, lastWakeSeconds: status?.lastWake?.seconds) }
+        // The totals continue from the status before the Scaler starts counting.
+        await runtime.scaler.restore(scaledDownSeconds: model.status?.scaledDownSeconds, lastWakeSeconds: model.status?.lastWake?.seconds)
         runtimes.withLock { $0[name] = runtime }
         if !registry.put(runtime.handle) {
             logger.error("servedModelName \(model.servedName) is already served by another VLLMModel; \(name) is not routable", metadata: ["model": "\(name)"])

@@ -18,7 +18,7 @@ final class ProxyEnvironment: Sendable {
     let apiKey: APIKey?
 
     init(models: ModelRegistry, pool: UpstreamPool, routes: LocalRoutes, metrics: MetricsHub?, maxBodySize: Int, idleConnectionTimeout: TimeAmount,
-         logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget = ByteBudget(limit: 64 << 20), apiKey: APIKey? = nil) {
+         logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
         self.models = models
         self.pool = pool
         self.routes = routes
@@ -82,7 +82,6 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         var target: UpstreamTarget?
         /// Bytes of this request counted against the shared held-bytes budget.
         var heldBytes = 0
-        var countsAsActivity = true
     }
 
     init(environment: ProxyEnvironment) {
@@ -162,7 +161,6 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             switch kind {
             case .metrics(let model):
                 // `/metrics` while the model serves: relayed, but not activity that keeps GPUs awake.
-                request.countsAsActivity = false
                 request.model = model
                 state = .waiting(head: upstreamHead, parts: [], ended: false)
                 connectUpstream()

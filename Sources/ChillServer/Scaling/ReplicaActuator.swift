@@ -20,9 +20,6 @@ final class ReplicaActuator: Sendable {
     /// The replica count last asked for (nil before the first request).
     var desired: Int? { state.withLock { $0.desired } }
 
-    /// True when the latest request has been applied.
-    var isSettled: Bool { state.withLock { $0.generation == $0.appliedGeneration } }
-
     func request(_ replicas: Int) {
         state.withLock { s in
             s.desired = replicas

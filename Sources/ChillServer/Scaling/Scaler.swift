@@ -39,8 +39,6 @@ actor Scaler<C: Clock> where C.Duration == Duration {
     private var wakeStartedAt: C.Instant?
     private var lastFailure: (failure: WakeFailure, at: C.Instant)?
     private var stopWhenIdle = false
-    /// Why the last transition happened, for status messages.
-    private(set) var lastReason = ""
     private var phaseSince: C.Instant
     private var stats = WakeStats()
     private let startedAt: C.Instant
@@ -214,7 +212,6 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             phaseSince = now
             gate.setReady(next == .ready)
             metrics?.setState(next)
-            lastReason = reason
             logger.info(
                 "model \(previous.rawValue) → \(next.rawValue)",
                 metadata: ["model": "\(policy.model)", "reason": "\(reason)", "backend": "\(backend.name)"])
@@ -321,9 +318,8 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             phase: phase, inFlight: gateState.inFlight, held: held.count, idleSeconds: max(0, idle),
             phaseSeconds: phaseSince.duration(to: now).seconds, uptimeSeconds: startedAt.duration(to: now).seconds,
             stats: stats, backend: backendStatus, lastFailure: lastFailure.map { "\($0.failure)" },
-            wakeRunningSeconds: wakeStartedAt.map { $0.duration(to: now).seconds },
             lastWakeReadySecondsAgo: lastWakeReadyAt.map { $0.duration(to: now).seconds },
-            lastActivitySecondsAgo: max(0, gateState.lastActivity.duration(to: now).seconds), reason: lastReason)
+            lastActivitySecondsAgo: max(0, gateState.lastActivity.duration(to: now).seconds))
     }
 }
 
@@ -346,11 +342,7 @@ struct ScalerSnapshot: Sendable {
     var stats: WakeStats
     var backend: BackendStatus
     var lastFailure: String?
-    /// Seconds since the wake under way started (nil when none is).
-    var wakeRunningSeconds: Double? = nil
     /// Seconds since the last successful wake became ready.
     var lastWakeReadySecondsAgo: Double? = nil
     var lastActivitySecondsAgo: Double = 0
-    /// Why the last phase change happened.
-    var reason: String = ""
 }
