@@ -7,6 +7,7 @@
 #   CHILL_PORT=9080 SIM_PORT=9000 scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/bootstrap.sh   # libcurl/libyaml -dev packages, when missing
 
 CHILL_PORT=${CHILL_PORT:-18080}
 SIM_PORT=${SIM_PORT:-18000}

@@ -76,9 +76,11 @@ import Testing
 
     // MARK: - Process backend + vllm-sim
 
+    // The idle timeout is long here so that no scale-down can fall between two steps on a busy machine;
+    // processIdleScaleDownAndTheNextWake covers the idle timer.
     @Test(.timeLimit(.minutes(1)))
-    func processColdWakeWarmRequestsLocalRoutesAndIdleScaleDown() async throws {
-        try await Self.withProcessChill(idle: "1s") { chill, simPort in
+    func processColdWakeWarmRequestsAndLocalRoutes() async throws {
+        try await Self.withProcessChill(idle: "5m") { chill, simPort in
             // chill's own routes answer at once, whatever the model's state.
             try await E2EWait.until("/readyz 200") {
                 let r = try await chill.request("GET", "/readyz")
@@ -135,13 +137,16 @@ import Testing
             #expect(metrics.text.contains("chill_requests_total{"))
             #expect((E2E.metric(metrics.text, #"chill_requests_total{model="e2e-model",code="200"}"#) ?? 0) >= 3, "\(metrics.text)")
             #expect(E2E.metric(metrics.text, #"chill_wakes_total{model="e2e-model",result="success"}"#) == 1, "\(metrics.text)")
-            // The state gauge says what /proxy/stats says (the 1 s idle timeout may already have passed on a busy machine).
-            try await E2EWait.until("chill_model_state agrees with /proxy/stats") {
-                let gauge = E2E.metric(try await chill.request("GET", "/proxy/metrics").text, #"chill_model_state{model="e2e-model"}"#)
-                let state = try await chill.state()
-                let expected: [String: Double] = ["ScaledDown": 0, "Waking": 1, "Ready": 2, "Draining": 3, "Failed": 4]
-                return (gauge == expected[state], "gauge \(gauge.map { "\($0)" } ?? "-") state \(state)")
-            }
+            #expect(E2E.metric(metrics.text, #"chill_model_state{model="e2e-model"}"#) == 2, "Ready is 2")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func processIdleScaleDownAndTheNextWake() async throws {
+        try await Self.withProcessChill(idle: "1s") { chill, simPort in
+            let cold = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(cold.status == 200, "\(cold)")
+            #expect(E2EChill.wakes(try await chill.stats()) == 1)
 
             // Idle for 1 s with nothing in flight: scaled down, the process gone.
             try await chill.waitForState("ScaledDown", timeout: .seconds(10))
@@ -164,7 +169,6 @@ import Testing
             }
             let during = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
             #expect(during.status == 200, "request during/after the scale-down (Draining seen: \(sawDraining)): \(during)")
-            #expect(try await chill.state() == "Ready")
         }
     }
 
