@@ -14,8 +14,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# Dependencies first, so source edits don't refetch them.
-COPY Package.swift Package.resolved ./
+# Dependencies first, so source edits don't refetch them (Package.resolved is not in git: resolved here).
+COPY Package.swift ./
 RUN swift package resolve
 
 # The manifest names every target, test targets included, so the whole tree is needed to build one product.

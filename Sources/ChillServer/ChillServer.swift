@@ -106,8 +106,9 @@ struct ChillApp {
             services = [.init(service: TaskService("controller") { await controller.run() })]
         }
         let environment = ProxyEnvironment(
-            models: registry, pool: UpstreamPool(group: group), routes: routes, metrics: hub, maxBodySize: config.maxBodySize,
-            idleConnectionTimeout: .nanoseconds(Int64(config.idleConnectionTimeout.seconds * 1e9)), logger: logger, shutdown: shutdown,
+            models: registry, pool: UpstreamPool(group: group, idleTimeout: config.upstreamIdleTimeout.timeAmount), routes: routes, metrics: hub,
+            maxBodySize: config.maxBodySize, idleConnectionTimeout: config.idleConnectionTimeout.timeAmount,
+            upstreamResponseTimeout: config.upstreamResponseTimeout.timeAmount, logger: logger, shutdown: shutdown,
             heldBytes: ByteBudget(limit: config.maxHeldBytes), apiKey: apiKey)
         proxy = ProxyServer(host: config.host, port: config.port, environment: environment, group: group, shutdownGrace: config.shutdownGrace)
         models = registry
@@ -115,6 +116,10 @@ struct ChillApp {
         // process backend stops its child; Deployments are left as they are).
         self.services = services + [.init(service: proxy)]
     }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }
 
 /// A long-running task as a Service that is cancelled on graceful shutdown.

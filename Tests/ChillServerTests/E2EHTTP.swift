@@ -105,9 +105,11 @@ enum E2EHTTP {
             self.timeout = timeout
         }
 
-        static func open(port: Int, timeout: Double = 20) throws -> Connection {
+        /// `receiveBuffer` shrinks the socket's receive buffer (a slow client's window fills at once).
+        static func open(port: Int, timeout: Double = 20, receiveBuffer: Int32? = nil) throws -> Connection {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw Failure.socket("socket", errno) }
+            if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
             // Reads wake up every 200 ms to check the overall deadline.
             var tv = timeval(tv_sec: 0, tv_usec: 200_000)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -165,6 +167,15 @@ enum E2EHTTP {
                 closed = true
                 e2eClose(fd)
             }
+        }
+
+        /// Reads and discards at most `bytes` bytes already received or arriving (one recv); returns how many.
+        func drainSome(_ bytes: Int) throws -> Int {
+            if !buffer.isEmpty { let n = min(bytes, buffer.count); buffer.removeFirst(n); return n }
+            guard try fill(deadline: Date().addingTimeInterval(timeout)) else { return 0 }
+            let n = min(bytes, buffer.count)
+            buffer.removeFirst(n)
+            return n
         }
 
         /// Whether the peer closed the connection (a zero-byte read) within `timeout` seconds.

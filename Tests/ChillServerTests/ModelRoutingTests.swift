@@ -99,4 +99,5 @@ struct StubModel: ProxyModel, ModelControl {
         ScalerSnapshot(phase: .scaledDown, inFlight: 0, held: 0, idleSeconds: 0, phaseSeconds: 0, uptimeSeconds: 0, stats: WakeStats(), backend: BackendStatus())
     }
     func hasObservedBackend() async -> Bool { true }
+    func rejectHeld() async -> Int { 0 }
 }

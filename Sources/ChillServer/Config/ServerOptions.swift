@@ -88,6 +88,12 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Close client connections idle this long (also bounds slow request headers).")
     var idleConnectionTimeout: String = "75s"
 
+    @Option(help: "Time the backend has to start answering a request it was sent (a non-streaming completion's head comes only when it is done); then 504.")
+    var upstreamResponseTimeout: String = "10m"
+
+    @Option(help: "Pooled backend connections idle this long are closed, never reused (keep it below vLLM's 5 s keep-alive).")
+    var upstreamIdleTimeout: String = "4s"
+
     @Option(help: "GPUs the model uses, for the GPU-seconds-freed figure.")
     var gpus: Int = 1
 
@@ -131,6 +137,8 @@ struct ServerConfig: Sendable {
     var adminToken: String?
     var shutdownGrace: Duration
     var idleConnectionTimeout: Duration
+    var upstreamResponseTimeout: Duration
+    var upstreamIdleTimeout: Duration
     var gpus: Int
     var kubeconfig: String?
     var context: String?
@@ -197,6 +205,8 @@ struct ServerConfig: Sendable {
         adminToken = token?.isEmpty == false ? token : nil
         shutdownGrace = try duration("shutdown-grace", o.shutdownGrace)
         idleConnectionTimeout = try duration("idle-connection-timeout", o.idleConnectionTimeout)
+        upstreamResponseTimeout = try duration("upstream-response-timeout", o.upstreamResponseTimeout)
+        upstreamIdleTimeout = try duration("upstream-idle-timeout", o.upstreamIdleTimeout)
         guard o.gpus >= 0 else { throw Invalid(description: "--gpus must be 0 or more") }
         gpus = o.gpus
         kubeconfig = o.kubeconfig

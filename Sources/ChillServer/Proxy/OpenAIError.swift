@@ -52,6 +52,17 @@ struct OpenAIError: Sendable {
         OpenAIError(status: .serviceUnavailable, message: "model \(model) is not reachable: \(detail)", type: "service_unavailable", code: "backend_unavailable", retryAfterSeconds: 5)
     }
 
+    /// The backend closed the connection (or failed) after it was sent the request, before answering.
+    static func backendClosed(model: String, detail: String) -> OpenAIError {
+        OpenAIError(status: .badGateway, message: "model \(model): \(detail)", type: "api_error", code: "backend_closed_connection")
+    }
+
+    static func upstreamTimeout(model: String, after: TimeAmount) -> OpenAIError {
+        OpenAIError(
+            status: .gatewayTimeout, message: "model \(model) sent no response within \(after.nanoseconds / 1_000_000_000) s (--upstream-response-timeout)",
+            type: "api_error", code: "upstream_timeout")
+    }
+
     static func bodyTooLarge(limit: Int) -> OpenAIError {
         OpenAIError(status: .payloadTooLarge, message: "request body exceeds \(limit) bytes (--max-body-size)", type: "invalid_request_error", code: "request_too_large")
     }

@@ -10,6 +10,8 @@ final class ProxyEnvironment: Sendable {
     let metrics: MetricsHub?
     let maxBodySize: Int
     let idleConnectionTimeout: TimeAmount
+    /// How long the backend may take to send a response's head once it has the request.
+    let upstreamResponseTimeout: TimeAmount
     let logger: Logger
     let shutdown: ShutdownFlag
     /// Bodies of held requests, all models together, stay within this budget.
@@ -18,13 +20,14 @@ final class ProxyEnvironment: Sendable {
     let apiKey: APIKey?
 
     init(models: ModelRegistry, pool: UpstreamPool, routes: LocalRoutes, metrics: MetricsHub?, maxBodySize: Int, idleConnectionTimeout: TimeAmount,
-         logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
+         upstreamResponseTimeout: TimeAmount = .minutes(10), logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
         self.models = models
         self.pool = pool
         self.routes = routes
         self.metrics = metrics
         self.maxBodySize = maxBodySize
         self.idleConnectionTimeout = idleConnectionTimeout
+        self.upstreamResponseTimeout = upstreamResponseTimeout
         self.logger = logger
         self.shutdown = shutdown
         self.heldBytes = heldBytes
@@ -36,8 +39,13 @@ final class ProxyEnvironment: Sendable {
 /// part by part — request bodies streamed up, responses (SSE above all) streamed down and flushed
 /// as they arrive, never buffered whole, never deduplicated. A cold request is held (its body
 /// buffered, bounded) while the model wakes.
-final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
+///
+/// Back-pressure both ways is glue-handler style: a side's `read()` is held while the other side
+/// cannot take more bytes (here for the client, in `UpstreamHandler` for the backend), and every
+/// hold ends with the exchange that set it.
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let env: ProxyEnvironment
@@ -47,6 +55,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private var idleTimer: Scheduled<Void>?
     private var requestID = 0
     private var inClientRead = false
+    /// False while the backend connection of the current exchange cannot take more request bytes.
+    private var upstreamWritable = true
+    private var readPending = false
+    /// One timer per connection for the upstream response-header timeout, re-armed lazily.
+    private var responseTimer: Scheduled<Void>?
+    private var responseDeadline: NIODeadline?
 
     private enum State {
         case idle
@@ -123,11 +137,22 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // The client reads slower than the backend writes: stop reading the backend until it catches up.
-        if case .streaming(let upstream) = state {
-            upstream.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
-        }
+        // The client reads slower than the backend writes: hold reads of the backend until it catches up.
+        if case .streaming(let upstream) = state { upstream.handler.setPeerWritable(context.channel.isWritable) }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Reads of the client wait while the backend cannot take more of its body.
+    func read(context: ChannelHandlerContext) {
+        if upstreamWritable { context.read() } else { readPending = true }
+    }
+
+    private func setUpstreamWritable(_ writable: Bool) {
+        upstreamWritable = writable
+        if writable, readPending, let context {
+            readPending = false
+            context.read()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -289,6 +314,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             connectUpstream()
         case .failure(AdmissionError.tooManyHeld(let limit)):
             respond(OpenAIError.tooManyHeld(limit: limit, model: model.name))
+        case .failure(AdmissionError.shuttingDown):
+            respond(OpenAIError.shuttingDown)
         case .failure(AdmissionError.wakeFailed(let failure)):
             respond(OpenAIError.wakeFailed(failure, model: model.name))
         case .failure(let error):
@@ -346,14 +373,16 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private func startStreaming(_ connection: UpstreamConnection, head: HTTPRequestHead, parts: [IOData], ended: Bool) {
         state = .streaming(connection)
         connection.handler.delegate = self
-        if !request.retried, request.bufferedBytes <= 64 * 1024 { request.replay = (head, parts) }
+        if !request.retried, request.bufferedBytes <= 64 * 1024, head.isReplayable { request.replay = (head, parts) }
         let channel = connection.channel
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         for part in parts { channel.write(HTTPClientRequestPart.body(part), promise: nil) }
         if ended { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
         // Inside a client read, channelReadComplete flushes once the rest of the burst is written.
         if !inClientRead { channel.flush() }
-        if let context, !context.channel.isWritable { channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
+        connection.handler.setPeerWritable(context?.channel.isWritable ?? true)
+        setUpstreamWritable(channel.isWritable)
+        armResponseTimer()
     }
 
     func upstreamRead(_ part: HTTPClientResponsePart) {
@@ -362,6 +391,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .head(let head):
             if head.status.code < 200 { return }  // 1xx: we answered Expect ourselves
             request.responseStarted = true
+            responseDeadline = nil
             request.replay = nil
             request.responseStatus = Int(head.status.code)
             request.upstreamKeepAlive = head.isKeepAlive
@@ -370,6 +400,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
             upstream.handler.delegate = nil
+            setUpstreamWritable(true)
             if request.requestEnded && request.upstreamKeepAlive { env.pool.release(upstream) } else { upstream.channel.close(promise: nil) }
             state = .idle
             finishResponse(.end(trailers))
@@ -381,13 +412,18 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {
-        context?.channel.setOption(ChannelOptions.autoRead, value: writable).whenComplete { _ in }
+        setUpstreamWritable(writable)
     }
 
     func upstreamClosed(error: (any Error)?) {
         guard case .streaming = state else { return }
+        setUpstreamWritable(true)
+        responseDeadline = nil
         if !request.responseStarted {
-            // A pooled connection the backend had closed: replay once on a fresh one.
+            // Closed before answering. Only a request that is safe to repeat (GET, HEAD, OPTIONS, or one
+            // with an Idempotency-Key) is replayed, once, on a fresh connection: a POST the backend may
+            // already have received is not silently sent twice (the pool retires idle connections before
+            // the backend would close them, so a stale one is rare).
             if let (head, parts) = request.replay, !request.retried {
                 request.retried = true
                 request.replay = nil
@@ -395,7 +431,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 return connectUpstream()
             }
             state = .discarding
-            respond(OpenAIError.backendUnavailable(model: request.model?.servedName ?? "", detail: error.map { "\($0)" } ?? "connection closed before a response"))
+            let why = error.map { "\($0)" } ?? "the backend closed the connection before answering"
+            respond(OpenAIError.backendClosed(model: request.model?.servedName ?? "", detail: "\(why) (not retried: it may have been processed)"))
         } else {
             // Mid-response: the only honest signal left is to close the client connection.
             state = .discarding
@@ -478,7 +515,35 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             upstream.channel.close(promise: nil)
         }
         state = .idle
+        responseTimer?.cancel()
+        responseTimer = nil
         endRequest()
+    }
+
+    /// The backend has `upstreamResponseTimeout` to start answering a request it was sent (vLLM sends
+    /// a non-streaming completion's head only when it is done, so the default is generous). One timer
+    /// per connection, re-armed lazily, as for the idle timeout.
+    private func armResponseTimer() {
+        responseDeadline = .now() + env.upstreamResponseTimeout
+        guard responseTimer == nil, let context else { return }
+        scheduleResponseCheck(in: env.upstreamResponseTimeout, context: context)
+    }
+
+    private func scheduleResponseCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        responseTimer = context.eventLoop.scheduleTask(in: delay) {
+            let handler = bound.value
+            handler.responseTimer = nil
+            guard let deadline = handler.responseDeadline, let context = handler.context,
+                  case .streaming(let upstream) = handler.state else { return }
+            let remaining = deadline - .now()
+            guard remaining <= .zero else { return handler.scheduleResponseCheck(in: remaining, context: context) }
+            handler.responseDeadline = nil
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            handler.setUpstreamWritable(true)
+            handler.respond(OpenAIError.upstreamTimeout(model: handler.request.model?.servedName ?? "", after: handler.env.upstreamResponseTimeout))
+        }
     }
 
     /// Closes the connection after `idleConnectionTimeout` without a request. One timer per
@@ -499,6 +564,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             guard case .idle = handler.state, let since = handler.idleSince, let context = handler.context else { return }
             let remaining = since + handler.env.idleConnectionTimeout - .now()
             if remaining <= .zero { context.close(promise: nil) } else { handler.scheduleIdleCheck(in: remaining, context: context) }
+        }
+    }
+}
+
+extension HTTPRequestHead {
+    /// Safe to send again when the backend closed before answering (RFC 9110 §9.2.2, and the
+    /// Idempotency-Key convention).
+    var isReplayable: Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS: true
+        default: headers.contains(name: "idempotency-key")
         }
     }
 }

@@ -26,6 +26,8 @@ protocol ModelControl: Sendable {
     func start() async
     func stop(force: Bool) async
     func snapshot() async -> ScalerSnapshot
+    /// Shutting down: answers every held request (503) and holds no more; returns how many there were.
+    func rejectHeld() async -> Int
     /// True once the first backend observation arrived (for /readyz).
     func hasObservedBackend() async -> Bool
 }

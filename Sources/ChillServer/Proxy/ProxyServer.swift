@@ -61,19 +61,33 @@ final class ProxyServer: ServiceLifecycle.Service {
         environment.pool.closeAll()
     }
 
-    /// Waits for in-flight requests to end, up to the grace period.
+    /// Answers held requests at once (they could not be served before the exit), then waits for
+    /// in-flight ones to end, up to the grace period.
     private func drain() async {
+        let logger = environment.logger
+        var held = 0
+        for model in environment.models.all { held += await model.control.rejectHeld() }
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: shutdownGrace)
-        while clock.now < deadline {
-            var busy = 0
-            for model in environment.models.all {
-                let snapshot = await model.control.snapshot()
-                busy += snapshot.inFlight + snapshot.held
-            }
-            if busy == 0 { return }
+        let start = clock.now
+        let deadline = start.advanced(by: shutdownGrace)
+        var inFlight = await self.inFlight()
+        logger.info("shutting down", metadata: [
+            "held_answered_503": "\(held)", "in_flight": "\(inFlight)", "grace": "\(shutdownGrace.formattedSeconds)"])
+        while inFlight > 0, clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
+            inFlight = await self.inFlight()
         }
+        if inFlight > 0 {
+            logger.warning("shutdown grace over with requests still in flight; their connections are closed", metadata: ["in_flight": "\(inFlight)"])
+        } else {
+            logger.info("drained", metadata: ["after": "\((clock.now - start).formattedSeconds)"])
+        }
+    }
+
+    private func inFlight() async -> Int {
+        var busy = 0
+        for model in environment.models.all { busy += await model.control.snapshot().inFlight }
+        return busy
     }
 }
 

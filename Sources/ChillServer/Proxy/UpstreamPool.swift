@@ -4,15 +4,20 @@ import NIOPosix
 
 /// Keep-alive HTTP/1.1 connections to the backend, one pool per event loop so a proxied request
 /// and its upstream connection share a thread: no locks and no hops on the hot path.
+///
+/// A connection idle for `idleTimeout` is closed and never reused: vLLM's uvicorn closes idle
+/// keep-alive connections after 5 s, and a request written just as it does would be lost — so the
+/// pool gives them up first (4 s) instead of racing the backend and replaying requests.
 final class UpstreamPool: @unchecked Sendable {
     // @unchecked: each LoopPool is touched only from its own event loop (asserted).
     private let pools: [ObjectIdentifier: LoopPool]
     let connectTimeout: TimeAmount
 
-    init(group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(5), maxIdlePerLoop: Int = 64) {
+    init(group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(5), maxIdlePerLoop: Int = 64,
+         idleTimeout: TimeAmount = .seconds(4)) {
         var pools: [ObjectIdentifier: LoopPool] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop, maxIdle: maxIdlePerLoop)
+            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop, maxIdle: maxIdlePerLoop, idleTimeout: idleTimeout)
         }
         self.pools = pools
         self.connectTimeout = connectTimeout
@@ -31,7 +36,7 @@ final class UpstreamPool: @unchecked Sendable {
     /// Returns a connection whose exchange ended cleanly with keep-alive.
     func release(_ connection: UpstreamConnection) {
         connection.channel.eventLoop.preconditionInEventLoop()
-        connection.handler.delegate = nil
+        connection.handler.delegate = nil  // also lets a read held for the last client through
         guard connection.channel.isActive, let pool = pools[ObjectIdentifier(connection.channel.eventLoop)] else {
             connection.channel.close(promise: nil)
             return
@@ -75,35 +80,60 @@ struct UpstreamConnection {
 private final class LoopPool: @unchecked Sendable {  // touched only on its event loop
     let eventLoop: any EventLoop
     let maxIdle: Int
-    private var idle: [UpstreamConnection] = []
+    let idleTimeout: TimeAmount
+    private var idle: [(connection: UpstreamConnection, since: NIODeadline)] = []
+    private var sweep: Scheduled<Void>?
 
-    init(eventLoop: any EventLoop, maxIdle: Int) {
+    init(eventLoop: any EventLoop, maxIdle: Int, idleTimeout: TimeAmount) {
         self.eventLoop = eventLoop
         self.maxIdle = maxIdle
+        self.idleTimeout = idleTimeout
     }
 
+    /// The most recently used live connection to `target` that has not been idle too long.
     func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
-        while let index = idle.lastIndex(where: { $0.target == target }) {
-            let connection = idle.remove(at: index)
-            if connection.channel.isActive { return connection }
+        let oldest = NIODeadline.now() - idleTimeout
+        while let index = idle.lastIndex(where: { $0.connection.target == target }) {
+            let (connection, since) = idle.remove(at: index)
+            if connection.channel.isActive, since > oldest { return connection }
+            connection.channel.close(promise: nil)
         }
         return nil
     }
 
     func putIdle(_ connection: UpstreamConnection) {
-        if idle.count >= maxIdle { idle.removeFirst().channel.close(promise: nil) }
-        idle.append(connection)
+        if idle.count >= maxIdle { idle.removeFirst().connection.channel.close(promise: nil) }
+        idle.append((connection, .now()))
+        scheduleSweep()
     }
 
     /// Called once per connection, when it is created: a connection the backend closes while idle
     /// leaves the pool.
     func forget(_ channel: any Channel) {
-        idle.removeAll { $0.channel === channel }
+        idle.removeAll { $0.connection.channel === channel }
     }
 
     func closeAll() {
-        for connection in idle { connection.channel.close(promise: nil) }
+        sweep?.cancel()
+        sweep = nil
+        for entry in idle { entry.connection.channel.close(promise: nil) }
         idle.removeAll()
+    }
+
+    /// One timer per loop, only while something is idle: closes what outlived the idle timeout.
+    private func scheduleSweep() {
+        guard sweep == nil, let first = idle.first else { return }
+        let pool = NIOLoopBound(self, eventLoop: eventLoop)
+        sweep = eventLoop.scheduleTask(deadline: first.since + idleTimeout) {
+            let pool = pool.value
+            pool.sweep = nil
+            let oldest = NIODeadline.now() - pool.idleTimeout
+            while let first = pool.idle.first, first.since <= oldest {
+                pool.idle.removeFirst()
+                first.connection.channel.close(promise: nil)
+            }
+            pool.scheduleSweep()
+        }
     }
 }
 
@@ -115,10 +145,43 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamWritabilityChanged(_ writable: Bool)
 }
 
-final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
+/// The upstream end of a relay. Back-pressure is glue-handler style: while the client it relays to
+/// cannot take more bytes, `read()` is held here instead of toggling `autoRead`, and the hold belongs
+/// to the lease — clearing the delegate (the exchange ended, the connection goes back to the pool)
+/// lets any held read through, so a pooled connection can never be left unable to read.
+final class UpstreamHandler: ChannelDuplexHandler, @unchecked Sendable {  // touched only on its event loop
     typealias InboundIn = HTTPClientResponsePart
-    weak var delegate: (any UpstreamDelegate)?
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any UpstreamDelegate)? {
+        didSet { if delegate == nil { setPeerWritable(true) } }
+    }
     private var error: (any Error)?
+    private var context: ChannelHandlerContext?
+    private var peerWritable = true
+    private var readPending = false
+
+    /// The client side's writability: reads from the backend wait while it is false.
+    func setPeerWritable(_ writable: Bool) {
+        peerWritable = writable
+        if writable, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if peerWritable { context.read() } else { readPending = true }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         delegate?.upstreamRead(unwrapInboundIn(data))

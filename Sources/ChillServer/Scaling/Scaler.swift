@@ -18,6 +18,8 @@ struct ScalingPolicy: Sendable {
 enum AdmissionError: Error, Sendable, Equatable {
     case tooManyHeld(limit: Int)
     case wakeFailed(WakeFailure)
+    /// chill-server is shutting down: nothing new is held, and what was held is answered at once.
+    case shuttingDown
 }
 
 /// Owns one model's lifecycle: turns demand, backend observations and timers into `ModelLifecycle`
@@ -116,6 +118,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
     /// client went away (the held slot is released at once).
     func admit() async throws {
         if gate.enterIfReady() { return }
+        if shuttingDown { throw AdmissionError.shuttingDown }
         if phase == .failed, let lastFailure, clock.now < lastFailure.at.advanced(by: policy.failureCooldown) {
             throw AdmissionError.wakeFailed(lastFailure.failure)
         }
@@ -137,6 +140,19 @@ actor Scaler<C: Clock> where C.Duration == Duration {
         } catch let failure as WakeFailure {
             throw AdmissionError.wakeFailed(failure)
         }
+    }
+
+    private var shuttingDown = false
+
+    /// Graceful shutdown: held requests can't be served before the process exits, so they are
+    /// answered now (503 + Retry-After) instead of waiting out the grace. Returns how many were held.
+    func rejectHeld() -> Int {
+        shuttingDown = true
+        let waiting = held
+        held.removeAll()
+        metrics?.setHeld(0)
+        for (_, continuation) in waiting { continuation.resume(throwing: AdmissionError.shuttingDown) }
+        return waiting.count
     }
 
     private func releaseHeld(_ id: Int) {
