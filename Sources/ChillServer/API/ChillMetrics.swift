@@ -7,6 +7,7 @@ final class MetricsHub: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let process = ProcessMetrics()
     private let models = Mutex<[String: ChillMetrics]>([:])
+    private let unrouted = Mutex<[Int: Counter]>([:])
 
     init() {}
 
@@ -18,6 +19,18 @@ final class MetricsHub: Sendable {
             models[model] = created
             return created
         }
+    }
+
+    /// A request answered before any model was chosen (unknown model, bad body, no key): counted as
+    /// `chill_requests_total{model=""}` only, so no model-shaped series exist for "".
+    func recordUnrouted(code: Int) {
+        unrouted.withLock { counters in
+            if let counter = counters[code] { return counter }
+            let counter = registry.makeCounter(
+                name: "chill_requests_total", labels: [("model", ""), ("code", String(code))], help: "Proxied requests by status code.")
+            counters[code] = counter
+            return counter
+        }.increment()
     }
 
     /// The Prometheus text, after `refresh` set each model's scrape-time gauges.
@@ -40,7 +53,9 @@ final class ChillMetrics: Sendable {
     private let held: Gauge
     private let inFlight: Gauge
     private let idleSeconds: Gauge
-    private let scaledDownSeconds: Gauge
+    private let scaledDownSeconds: Counter
+    /// What `scaledDownSeconds` has been advanced to (a counter moves by deltas).
+    private let scaledDownCounted = Mutex<Double>(0)
 
     init(model: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.model = model
@@ -58,8 +73,9 @@ final class ChillMetrics: Sendable {
         held = registry.makeGauge(name: "chill_held_requests", labels: labels, help: "Requests held while the model wakes.")
         inFlight = registry.makeGauge(name: "chill_inflight_requests", labels: labels, help: "Requests being served.")
         idleSeconds = registry.makeGauge(name: "chill_idle_seconds", labels: labels, help: "Seconds since the last request ended (0 while busy).")
-        scaledDownSeconds = registry.makeGauge(
-            name: "chill_scaled_down_seconds_total", labels: labels, help: "Seconds spent scaled to zero since chill-server started.")
+        scaledDownSeconds = registry.makeCounter(
+            name: "chill_scaled_down_seconds_total", labels: labels,
+            help: "Seconds spent scaled to zero (on Kubernetes continued from status.scaledDownSeconds after a restart).")
         for result in ["success", "failed", "timeout", "stopped"] {
             _ = registry.makeCounter(name: "chill_wakes_total", labels: [("model", model), ("result", result)], help: "Wakes by result.")
         }
@@ -89,6 +105,10 @@ final class ChillMetrics: Sendable {
     func refresh(inFlight inFlightNow: Int, idle: Double, scaledDown: Double) {
         inFlight.set(Double(inFlightNow))
         idleSeconds.set(idle)
-        scaledDownSeconds.set(scaledDown)
+        let delta = scaledDownCounted.withLock { counted in
+            defer { counted = max(counted, scaledDown) }
+            return scaledDown - counted
+        }
+        if delta > 0 { scaledDownSeconds.increment(by: delta) }
     }
 }

@@ -487,8 +487,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
             if closeAfter { self?.context?.close(promise: nil) }
         }
-        if recordMetrics, let metrics = request.model?.proxy.metrics ?? env.metrics?.metrics(for: "") {
-            metrics.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds))
+        if recordMetrics {
+            if let metrics = request.model?.proxy.metrics {
+                metrics.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds))
+            } else {
+                env.metrics?.recordUnrouted(code: request.responseStatus)
+            }
         }
         endRequest()
         if case .discarding = state, !request.requestEnded { return }  // the rest of the body is dropped, then we close
