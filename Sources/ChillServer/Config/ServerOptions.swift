@@ -189,6 +189,11 @@ struct ServerConfig: Sendable {
         minResidency = try duration("min-residency", o.minResidency ?? env["MIN_RESIDENCY"] ?? "30s")
         maxHeldBytes = try integer("max-held-bytes", o.maxHeldBytes, "MAX_HELD_BYTES", default: 96 << 20, range: 1024...(8 << 30))
         let key = env["VLLM_API_KEY"]
+        // It goes into an Authorization header as is: a trailing newline (a Secret made from a file)
+        // would never match what a client can send.
+        if let key, key.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F }) {
+            throw Invalid(description: "VLLM_API_KEY contains whitespace or control characters (a trailing newline from the Secret's file?) — recreate the Secret with `kubectl create secret generic NAME --from-literal=key=…`")
+        }
         apiKey = key?.isEmpty == false ? key : nil
         apiKeySecret = o.apiKeySecret ?? env["VLLM_API_KEY_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
         let targetHost = o.targetHost ?? env["VLLM_TARGET"] ?? "127.0.0.1"

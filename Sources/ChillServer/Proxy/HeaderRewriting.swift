@@ -13,8 +13,11 @@ enum HeaderRewriting {
         var found = false
         for header in headers where isHopByHop(header.name) { found = true; break }
         guard found else { return }
-        let named = headers["connection"].flatMap { $0.split(separator: ",").map { $0.trimmingSpaces.lowercased() } }
-        for name in hopByHop.union(named) { headers.remove(name: name) }
+        // Names listed in `Connection` first (read before it goes), then the fixed set.
+        for value in headers["connection"] {
+            for name in value.split(separator: ",") { headers.remove(name: String(name.trimmingSpaces)) }
+        }
+        for name in hopByHopList { headers.remove(name: name) }
     }
 
     private static func isHopByHop(_ name: String) -> Bool {

@@ -55,6 +55,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var idleTimer: Scheduled<Void>?
     private var requestID = 0
     private var inClientRead = false
+    /// Formatted once per connection, for X-Forwarded-For.
+    private var clientAddress: String?
     /// False while the backend connection of the current exchange cannot take more request bytes.
     private var upstreamWritable = true
     private var readPending = false
@@ -96,6 +98,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var target: UpstreamTarget?
         /// Bytes of this request counted against the shared held-bytes budget.
         var heldBytes = 0
+        /// Since when it waits for a routable replica of a model that is open (see `awaitTarget`).
+        var targetWaitStarted: NIODeadline?
     }
 
     init(environment: ProxyEnvironment) {
@@ -109,6 +113,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        clientAddress = context.channel.remoteAddress?.ipAddress
         armIdleTimer()
         context.fireChannelActive()
     }
@@ -165,7 +170,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func receiveHead(_ head: HTTPRequestHead) {
         idleSince = nil
         requestID += 1
-        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, clientAddress: context?.channel.remoteAddress?.ipAddress)
+        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, clientAddress: clientAddress)
         if env.shutdown.isSet {
             request.keepAlive = false
             return respond(OpenAIError.shuttingDown)
@@ -344,10 +349,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context, let model = request.model?.proxy else { return }
         releaseHeld()
         returnTarget()
-        guard let target = model.leaseTarget() else {
-            return respond(OpenAIError.backendUnavailable(model: model.name, detail: "no ready replica"))
-        }
+        guard let target = model.leaseTarget() else { return awaitTarget(model) }
+        request.targetWaitStarted = nil
         request.target = target
+        if case .waiting(let head, let parts, let ended) = state, let pooled = env.pool.takeIdle(target, on: context.eventLoop) {
+            return startStreaming(pooled, head: head, parts: parts, ended: ended)
+        }
         let id = requestID
         env.pool.lease(target, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard id == requestID, self.context != nil, case .waiting(let head, let parts, let ended) = state else {
@@ -360,6 +367,30 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .failure(let error):
                 respond(OpenAIError.backendUnavailable(model: model.name, detail: "\(error)"))
             }
+        }
+    }
+
+    /// The model is open but no replica is routable: its pods and its lifecycle disagree for a moment
+    /// (a pod going away as a scale-down is cancelled, a new one not probed yet). Look again shortly
+    /// instead of failing the request; once the lifecycle notices (the gate closes), hold it like any
+    /// cold request. Bounded: then 503.
+    private func awaitTarget(_ model: any ProxyModel) {
+        guard let context else { return }
+        let now = NIODeadline.now()
+        let started = request.targetWaitStarted ?? now
+        request.targetWaitStarted = started
+        guard now - started < .seconds(10) else {
+            return respond(OpenAIError.backendUnavailable(model: model.name, detail: "no ready replica"))
+        }
+        let id = requestID
+        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(20)) { [self] in
+            guard id == requestID, self.context != nil, case .waiting = state else { return }
+            if model.isServing { return connectUpstream() }
+            if request.countedInFlight {
+                request.countedInFlight = false
+                model.exit()
+            }
+            hold()
         }
     }
 

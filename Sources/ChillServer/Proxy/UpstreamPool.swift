@@ -23,6 +23,12 @@ final class UpstreamPool: @unchecked Sendable {
         self.connectTimeout = connectTimeout
     }
 
+    /// An idle pooled connection to `target`, without a future (the warm path's common case).
+    func takeIdle(_ target: UpstreamTarget, on eventLoop: any EventLoop) -> UpstreamConnection? {
+        eventLoop.preconditionInEventLoop()
+        return pools[ObjectIdentifier(eventLoop)]?.takeIdle(target)
+    }
+
     /// A connection to `target` on `eventLoop`: an idle pooled one, or a new one.
     func lease(_ target: UpstreamTarget, on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
         eventLoop.preconditionInEventLoop()
@@ -57,7 +63,8 @@ final class UpstreamPool: @unchecked Sendable {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Request heads are parsed client requests plus X-Forwarded-*, and the API key (checked at start).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -204,10 +204,12 @@ actor Scaler<C: Clock> where C.Duration == Duration {
         }
         if status.isServing {
             handle(.backendReady, reason: "backend ready")
-        } else if let failure = status.failure, phase == .waking || phase == .ready {
+        } else if let failure = status.failure, phase == .waking {
             handle(.backendFailed(failure), reason: failure.description)
         } else if phase == .ready, status.desiredReplicas > 0 {
-            handle(.backendLost, reason: "backend stopped serving")
+            // A model that was serving and lost its backend (a crash, an OOM kill) gets one wake
+            // before it is called failed: a failure that persists fails that wake at once.
+            handle(.backendLost, reason: status.failure.map { "backend stopped serving: \($0)" } ?? "backend stopped serving")
         } else if status.desiredReplicas == 0, status.readyReplicas == 0, status.pendingReplicas == 0 {
             handle(.drained, reason: "backend at zero replicas")
         } else if phase == .scaledDown, status.desiredReplicas > 0, status.failure == nil {

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import ChillServer
+
+/// Faults through the real state machine, the test API server and vllm-sim: what a client sees must
+/// be a 200 or an explicit error, never a lost request or a 502.
+@Suite struct FaultSuiteTests {
+    /// SplitMix64: the same arrivals on every run.
+    struct SeededRandom: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    struct Outcome: Sendable {
+        var status: Int?  // nil: the request got no HTTP answer (lost)
+        var detail: String
+    }
+
+    /// 2,100 requests in bursts separated by pauses drawn around the 300 ms idle timeout, so arrivals
+    /// keep landing just before, at and after the idle expiry, during the scale-down and the next wake.
+    @Test(.timeLimit(.minutes(3)))
+    func twoThousandRequestsAroundTheIdleTimeoutAndTheScaleDownLoseNothing() async throws {
+        let kube = try await E2EKube.start(autoReady: true)
+        let sim = try await VLLMSim.launch(args: ["--served-model-name", "alpha", "--quiet", "--tokens-per-second", "0"])
+        defer { sim.kill() }
+        try await kube.createModel("alpha", port: sim.port, extra: ["wakeTimeout": "30s", "idleTimeout": "300ms"])
+        let chill = try await E2EChill.start(kube.chillArguments() + ["--min-residency", "1s"])
+        var outcomes: [Outcome] = []
+        do {
+            try await ControllerEndToEndTests.waitUntilReady(chill)
+            var random = SeededRandom(state: 2026)
+            let body = ControllerEndToEndTests.chat("alpha")
+            for _ in 0..<70 {
+                let pause = Int.random(in: 150...450, using: &random)
+                try await Task.sleep(for: .milliseconds(pause))
+                let offsets = (0..<30).map { _ in Int.random(in: 0...40, using: &random) }
+                let burst = await withTaskGroup(of: Outcome.self) { group in
+                    for offset in offsets {
+                        group.addTask {
+                            try? await Task.sleep(for: .milliseconds(offset))
+                            do {
+                                let r = try await chill.request("POST", "/v1/chat/completions", body: body, timeout: 60)
+                                return Outcome(status: r.status, detail: r.status == 200 ? "" : "\(r)")
+                            } catch {
+                                return Outcome(status: nil, detail: "\(error)")
+                            }
+                        }
+                    }
+                    var all: [Outcome] = []
+                    for await outcome in group { all.append(outcome) }
+                    return all
+                }
+                outcomes += burst
+            }
+            let stats = try await chill.stats()
+            let lost = outcomes.filter { $0.status == nil }
+            let badGateway = outcomes.filter { $0.status == 502 }
+            let other = outcomes.filter { $0.status != nil && $0.status != 200 }
+            #expect(outcomes.count == 2100)
+            #expect(lost.isEmpty, "\(lost.count) lost: \(lost.prefix(3).map(\.detail))")
+            #expect(badGateway.isEmpty, "\(badGateway.count) × 502: \(badGateway.prefix(3).map(\.detail))")
+            #expect(other.isEmpty, "\(other.count) not 200: \(other.prefix(3).map(\.detail))")
+            // The arrivals really did straddle scale-downs: the model woke again and again.
+            #expect(E2EChill.wakes(stats) >= 5, "only \(E2EChill.wakes(stats)) wakes: the idle timeout never fired between bursts")
+        } catch {
+            await chill.stop()
+            Task { await kube.stop() }
+            throw error
+        }
+        await chill.stop()
+        Task { await kube.stop() }
+    }
+
+    /// The backend dies mid-stream: the client's stream ends without its terminating chunk (an error,
+    /// not a silently truncated 200), and the next request wakes the model again and succeeds.
+    @Test(.timeLimit(.minutes(1)))
+    func aBackendCrashMidStreamEndsTheStreamWithAnErrorAndTheModelRecovers() async throws {
+        try await ProxyEndToEndTests.withProcessChill(
+            idle: "5m", sim: ["--crash-mid-stream", "3", "--tokens-per-second", "50"]
+        ) { chill, _ in
+            let cut = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat(stream: true, maxTokens: 10), timeout: 30)
+            #expect(cut.status == 200)
+            #expect(!cut.complete, "the stream must not end as if it were whole: \(cut.chunkTexts)")
+            #expect(!cut.chunkTexts.contains("data: [DONE]\n\n"))
+            try await chill.waitForNothingInFlight()
+
+            // The process exited; the next request starts it again (and it crashes again after 3
+            // tokens, so ask for fewer).
+            let next = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat(maxTokens: 2), timeout: 30)
+            #expect(next.status == 200, "\(next)")
+            #expect(E2EChill.wakes(try await chill.stats()) >= 2)
+        }
+    }
+}
