@@ -39,8 +39,13 @@ final class ProxyServer: ServiceLifecycle.Service {
                 .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
+                        let sync = channel.pipeline.syncOperations
+                        let head = IncompleteHeadState()
+                        try sync.addHandler(IncompleteHeadGuard(state: head))
+                        try sync.configureHTTPServerPipeline(withErrorHandling: false)
+                        try sync.addHandler(ProtocolErrorResponder())
+                        try sync.addHandler(RequestBoundaryObserver(state: head))
+                        try sync.addHandler(ProxyHandler(environment: environment))
                     }
                 }
                 .bind(host: host, port: port).get()
