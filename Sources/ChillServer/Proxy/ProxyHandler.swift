@@ -65,6 +65,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private struct RequestInfo {
         var start: NIODeadline = .now()
         var keepAlive = true
+        var version = HTTPVersion.http1_1
         var countedInFlight = false
         var bufferedBytes = 0
         var requestEnded = false
@@ -140,7 +141,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private func receiveHead(_ head: HTTPRequestHead) {
         idleSince = nil
         requestID += 1
-        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, clientAddress: context?.channel.remoteAddress?.ipAddress)
+        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, version: head.version, clientAddress: context?.channel.remoteAddress?.ipAddress)
         if env.shutdown.isSet {
             request.keepAlive = false
             return respond(OpenAIError.shuttingDown)
@@ -365,7 +366,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             request.replay = nil
             request.responseStatus = Int(head.status.code)
             request.upstreamKeepAlive = head.isKeepAlive
-            context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive))), promise: nil)
+            if HeaderRewriting.isCloseDelimited(head, clientVersion: request.version) { request.keepAlive = false }
+            context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive, clientVersion: request.version))), promise: nil)
         case .body(let body):
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
@@ -425,9 +427,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         guard let context else { return }
         var headers = response.headers
         headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
-        if !request.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        // An answer before the request's end (its body is dropped) closes the connection: say so.
+        if !request.keepAlive || !request.requestEnded { headers.replaceOrAdd(name: "connection", value: "close") }
+        else if request.version == .http1_0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
         request.responseStatus = Int(response.status.code)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version == .http1_0 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
         if !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
