@@ -116,10 +116,10 @@ enum BuiltinDecoding {
         var e = 18
         while e > -9, !isInteger(e >= 0 ? value / power(10, e) : value * power(10, -e)) { e -= 3 }
         var mantissa = e >= 0 ? value / power(10, e) : value * power(10, -e)
-        if !isInteger(mantissa) {  // finer than nano: rounded up
+        if !isInteger(mantissa) {  // finer than nano: rounded up, then canonical again (99.9999999999 → 100)
             var up = Decimal()
             NSDecimalRound(&up, &mantissa, 0, value < 0 ? .down : .up)
-            mantissa = up
+            return canonical("\(up.description)n")
         }
         return "\(mantissa.description)\(decimalSuffixes[e] ?? "")"
     }

@@ -62,14 +62,19 @@ import Testing
         defer { sim.kill() }
         let group = MultiThreadedEventLoopGroup.singleton
         let loop = group.next()
-        let pool = UpstreamPool(group: group, idleTimeout: .milliseconds(300))
         let target = UpstreamTarget(host: "127.0.0.1", port: sim.port)
 
+        // Reused while fresh (a long idle timeout: no timing involved).
+        let patient = UpstreamPool(group: group, idleTimeout: .seconds(600))
+        let kept = try await loop.flatSubmit { patient.lease(target, on: loop) }.get()
+        try await loop.submit { patient.release(kept) }.get()
+        let again = try await loop.flatSubmit { patient.lease(target, on: loop) }.get()
+        #expect(again.channel === kept.channel, "an idle connection is reused while fresh")
+        try await again.channel.close()
+
+        let pool = UpstreamPool(group: group, idleTimeout: .milliseconds(100))
         let first = try await loop.flatSubmit { pool.lease(target, on: loop) }.get()
         try await loop.submit { pool.release(first) }.get()
-        let again = try await loop.flatSubmit { pool.lease(target, on: loop) }.get()
-        #expect(again.channel === first.channel, "an idle connection is reused while fresh")
-        try await loop.submit { pool.release(again) }.get()
 
         // Left idle: the pool closes it (before a backend's 5 s keep-alive would) and never hands it out.
         try await E2EWait.until("the idle connection closed by the pool", timeout: .seconds(10)) {

@@ -160,6 +160,9 @@ enum E2EHTTP {
             sentAt = Date()
         }
 
+        /// Bytes received but not yet consumed by a `readResponse`.
+        var bufferedByteCount: Int { buffer.count }
+
         /// Closes the socket (idempotent). Closing with unread data makes the kernel send RST.
         func close() {
             lock.withLock {

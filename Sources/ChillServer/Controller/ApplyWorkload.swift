@@ -19,6 +19,15 @@ extension ModelController {
             namespace: settings.namespace, wakeTimeout: runtime.policy.wakeTimeout,
             apiKeySecret: settings.apiKeySecret.map { SecretKeyRef(name: $0, key: InstallManifests.apiKeyKey) })
         let ns = settings.namespace
+        // A spec that breaks the CRD's CEL rules (stored by an API server without them, e.g. an older
+        // CRD) is not acted on: the status says why, and a request for it fails fast.
+        let violations = model.spec.validationErrors()
+        guard violations.isEmpty else {
+            let failure = BackendFailure(reason: "InvalidSpec", message: violations.map(\.description).joined(separator: "; "))
+            if runtime.backend.applyFailure != failure { logger.error("the model's spec is invalid: \(failure)", metadata: ["model": "\(name)"]) }
+            runtime.backend.setApplyFailure(failure)
+            return
+        }
         do {
             if runtime.memory.withLock({ $0.appliedGeneration }) != generation {
                 _ = try await client.api(Service.self, namespace: ns).apply(

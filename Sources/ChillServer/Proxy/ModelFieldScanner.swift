@@ -32,6 +32,11 @@ struct ModelFieldScanner: Sendable {
     private var keyIsModel = false
     /// After `"model":`, before its value.
     private var awaitingValue = false
+    /// Inside `\uXXXX`: the hex digits still to come, and the value so far.
+    private var unicodeDigits = 0
+    private var unicodeValue: UInt32 = 0
+    /// A `\uD8xx` waiting for its low surrogate.
+    private var highSurrogate: UInt32?
 
     init() {}
 
@@ -52,17 +57,23 @@ struct ModelFieldScanner: Sendable {
 
     private mutating func step(_ byte: UInt8) {
         if inString {
-            if escaped {
+            if unicodeDigits > 0 {
+                unicodeEscapeDigit(byte)
+            } else if escaped {
                 escaped = false
-                if capturing { captured.append(byte == UInt8(ascii: "n") ? 10 : byte == UInt8(ascii: "t") ? 9 : byte) }
+                if byte == UInt8(ascii: "u") {
+                    unicodeDigits = 4
+                    unicodeValue = 0
+                } else if capturing {
+                    appendCaptured(Self.unescaped(byte))
+                }
             } else if byte == UInt8(ascii: "\\") {
                 escaped = true
             } else if byte == UInt8(ascii: "\"") {
                 inString = false
                 if capturing { endCapture() }
             } else if capturing {
-                captured.append(byte)
-                if captured.count > Self.maxNameBytes { result = .invalid }
+                appendCaptured([byte])
             }
             return
         }
@@ -122,7 +133,62 @@ struct ModelFieldScanner: Sendable {
         }
     }
 
+    /// `\b \f \n \r \t` → their control characters; `\" \\ \/` (and anything else) → the byte itself.
+    private static func unescaped(_ byte: UInt8) -> [UInt8] {
+        switch byte {
+        case UInt8(ascii: "b"): [8]
+        case UInt8(ascii: "f"): [12]
+        case UInt8(ascii: "n"): [10]
+        case UInt8(ascii: "r"): [13]
+        case UInt8(ascii: "t"): [9]
+        default: [byte]
+        }
+    }
+
+    /// One hex digit of `\uXXXX`; a complete escape is captured as UTF-8, joining surrogate pairs
+    /// (a lone surrogate becomes U+FFFD, as decoders that accept it do).
+    private mutating func unicodeEscapeDigit(_ byte: UInt8) {
+        let digit: UInt32
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+        default:
+            // Not JSON; keep scanning as if the escape had ended.
+            unicodeDigits = 0
+            return step(byte)
+        }
+        unicodeValue = unicodeValue << 4 | digit
+        unicodeDigits -= 1
+        guard unicodeDigits == 0, capturing else { return }
+        var scalar: Unicode.Scalar?
+        if let high = highSurrogate {
+            highSurrogate = nil
+            if (0xDC00...0xDFFF).contains(unicodeValue) {
+                scalar = Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (unicodeValue - 0xDC00))
+            } else {
+                appendCaptured(Array("\u{FFFD}".utf8))
+            }
+        }
+        if scalar == nil {
+            if (0xD800...0xDBFF).contains(unicodeValue) { highSurrogate = unicodeValue; return }
+            scalar = Unicode.Scalar(unicodeValue)
+        }
+        appendCaptured(Array(String(Character(scalar ?? "\u{FFFD}")).utf8))
+    }
+
+    private mutating func appendCaptured(_ bytes: [UInt8]) {
+        if highSurrogate != nil {
+            // A high surrogate not followed by a low one.
+            highSurrogate = nil
+            captured.append(contentsOf: "\u{FFFD}".utf8)
+        }
+        captured.append(contentsOf: bytes)
+        if captured.count > Self.maxNameBytes { result = .invalid }
+    }
+
     private mutating func endCapture() {
+        if highSurrogate != nil { appendCaptured([]) }
         capturing = false
         if capturingValue {
             result = .found(String(decoding: captured, as: UTF8.self))

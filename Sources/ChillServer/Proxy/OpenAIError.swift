@@ -109,6 +109,17 @@ struct OpenAIError: Sendable {
         OpenAIError(status: .methodNotAllowed, message: "\(method.rawValue) is not allowed on \(path)", type: "invalid_request_error", code: "method_not_allowed")
     }
 
+    static let headersTooLarge = OpenAIError(
+        status: .requestHeaderFieldsTooLarge, message: "the request headers exceed 80 KB", type: "invalid_request_error", code: "request_headers_too_large")
+
+    static func unparsableRequest(_ detail: String) -> OpenAIError {
+        OpenAIError(status: .badRequest, message: "the request is not valid HTTP/1.1 (\(detail))", type: "invalid_request_error", code: "invalid_http")
+    }
+
+    /// A request whose head was still incomplete when the idle timeout closed the connection.
+    static let requestHeadTimeout = OpenAIError(
+        status: .requestTimeout, message: "the request headers did not arrive in time (--idle-connection-timeout)", type: "invalid_request_error", code: "request_timeout")
+
     static let shuttingDown = OpenAIError(
         status: .serviceUnavailable, message: "chill-server is shutting down", type: "service_unavailable", code: "shutting_down", retryAfterSeconds: 1)
 }

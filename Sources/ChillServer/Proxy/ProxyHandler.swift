@@ -81,6 +81,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private struct RequestInfo {
         var start: NIODeadline = .now()
         var keepAlive = true
+        var version = HTTPVersion.http1_1
         var countedInFlight = false
         var bufferedBytes = 0
         var requestEnded = false
@@ -102,8 +103,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var targetWaitStarted: NIODeadline?
     }
 
-    init(environment: ProxyEnvironment) {
+    /// Where requests begin and end, for `IncompleteHeadGuard` (nil: no 408 for stalled heads).
+    private let headState: IncompleteHeadState?
+
+    init(environment: ProxyEnvironment, headState: IncompleteHeadState? = nil) {
         self.env = environment
+        self.headState = headState
     }
 
     // MARK: - Channel events
@@ -128,9 +133,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inClientRead = true
         switch unwrapInboundIn(data) {
-        case .head(let head): receiveHead(head)
+        case .head(let head):
+            headState?.headDecoded()
+            receiveHead(head)
         case .body(let body): receiveBody(body)
-        case .end: receiveEnd()
+        case .end:
+            headState?.requestEnded()
+            receiveEnd()
         }
     }
 
@@ -170,7 +179,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func receiveHead(_ head: HTTPRequestHead) {
         idleSince = nil
         requestID += 1
-        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, clientAddress: clientAddress)
+        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, version: head.version, clientAddress: clientAddress)
         if env.shutdown.isSet {
             request.keepAlive = false
             return respond(OpenAIError.shuttingDown)
@@ -426,7 +435,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             request.replay = nil
             request.responseStatus = Int(head.status.code)
             request.upstreamKeepAlive = head.isKeepAlive
-            context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive))), promise: nil)
+            if HeaderRewriting.isCloseDelimited(head, clientVersion: request.version) { request.keepAlive = false }
+            context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive, clientVersion: request.version))), promise: nil)
         case .body(let body):
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
@@ -493,9 +503,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context else { return }
         var headers = response.headers
         headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
-        if !request.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        // An answer before the request's end (its body is dropped) closes the connection: say so.
+        if !request.keepAlive || !request.requestEnded { headers.replaceOrAdd(name: "connection", value: "close") }
+        else if request.version == .http1_0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
         request.responseStatus = Int(response.status.code)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version == .http1_0 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
         if !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }

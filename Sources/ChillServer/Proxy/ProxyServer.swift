@@ -39,11 +39,14 @@ final class ProxyServer: ServiceLifecycle.Service {
                 .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        let head = IncompleteHeadState()
+                        try sync.addHandler(IncompleteHeadGuard(state: head))
                         // Response headers are relayed from a parsed backend response or written by chill: the
                         // outbound validator would re-check every byte of every head (measured: bench/).
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                            withErrorHandling: true, withOutboundHeaderValidation: false)
-                        try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
+                        try sync.configureHTTPServerPipeline(withErrorHandling: false, withOutboundHeaderValidation: false)
+                        try sync.addHandler(ProtocolErrorResponder())
+                        try sync.addHandler(ProxyHandler(environment: environment, headState: head))
                     }
                 }
                 .bind(host: host, port: port).get()

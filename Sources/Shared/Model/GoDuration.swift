@@ -96,8 +96,9 @@ public enum GoDuration {
                 value += UInt64(Double(fraction) * (Double(unit) / scale))
                 if value > 1 << 63 { throw fail("out of range") }
             }
-            total += value
-            if total > 1 << 63 { throw fail("out of range") }
+            let (sum, overflow) = total.addingReportingOverflow(value)
+            if overflow || sum > 1 << 63 { throw fail("out of range") }
+            total = sum
         }
         if negative { return total == 1 << 63 ? Int64.min : -Int64(total) }
         if total > UInt64(Int64.max) { throw fail("out of range") }
