@@ -16,45 +16,73 @@ public struct PresentedCredential: Sendable, Equatable {
 
 /// Produces the current credential, caching it the way client-go does: a token file is re-read every
 /// minute (bound service-account tokens rotate), an exec plugin's output is kept until its
-/// `expirationTimestamp` and fetched again after a 401.
+/// `expirationTimestamp` and fetched again after a 401. Concurrent callers share one fetch, so a
+/// burst of requests runs an exec plugin once, not once each.
 public actor CredentialProvider {
+    typealias Fetched = (value: PresentedCredential, validUntil: Date?)
     private let credential: ClientConfiguration.Credential
     private let clusterInfo: JSONValue?
     private let environment: [String: String]
     private let now: @Sendable () -> Date
-    private var cached: (value: PresentedCredential, validUntil: Date?)?
+    /// How long one exec plugin run may take before it is killed and the callers get an error.
+    private let execTimeout: Duration
+    private var cached: Fetched?
+    /// The fetch every caller awaits while it runs; `generation` tells a stale one from the latest.
+    private var inFlight: (task: Task<Fetched, any Error>, generation: Int)?
+    private var generation = 0
 
     static let tokenFileRefresh: TimeInterval = 60
 
     public init(
         credential: ClientConfiguration.Credential, clusterInfo: JSONValue? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        execTimeout: Duration = .seconds(120)
     ) {
         self.credential = credential
         self.clusterInfo = clusterInfo
         self.environment = environment
         self.now = now
+        self.execTimeout = execTimeout
     }
 
     public func current() async throws -> PresentedCredential {
         if let cached, cached.validUntil.map({ now() < $0 }) ?? true { return cached.value }
-        let fresh = try await fetch()
-        cached = fresh
-        return fresh.value
+        let (task, generation) = inFlight ?? startFetch()
+        do {
+            let fresh = try await task.value
+            if self.generation == generation {
+                cached = fresh
+                inFlight = nil
+            }
+            return fresh.value
+        } catch {
+            // A failed fetch is not cached: the next caller tries again.
+            if self.generation == generation { inFlight = nil }
+            throw error
+        }
+    }
+
+    private func startFetch() -> (task: Task<Fetched, any Error>, generation: Int) {
+        generation += 1
+        // Not a child of any one caller: a caller that is cancelled must not fail the others' fetch.
+        let task = Task { try await self.fetch() }
+        inFlight = (task, generation)
+        return (task, generation)
     }
 
     /// After a 401: forget the cached credential so the next request fetches a new one.
     /// Returns whether a retry can present something different.
     public func invalidate() -> Bool {
         cached = nil
+        if inFlight == nil { generation += 1 }
         switch credential {
         case .exec, .tokenFile: return true
         default: return false
         }
     }
 
-    private func fetch() async throws -> (value: PresentedCredential, validUntil: Date?) {
+    private func fetch() async throws -> Fetched {
         switch credential {
         case .none:
             return (PresentedCredential(), nil)
@@ -88,7 +116,10 @@ public actor CredentialProvider {
 
         let result: ProcessRunner.Result
         do {
-            result = try await ProcessRunner.run(exec.command, arguments: exec.args ?? [], environment: env, inheritStdin: interactive)
+            result = try await ProcessRunner.run(exec.command, arguments: exec.args ?? [], environment: env,
+                                                 inheritStdin: interactive, timeout: execTimeout)
+        } catch ProcessRunner.Failure.timedOut {
+            throw KubeConfigError("exec plugin \(exec.command) did not finish within \(execTimeout)")
         } catch ProcessRunner.Failure.notFound {
             var message = "exec plugin: executable \(exec.command) not found"
             if let hint = exec.installHint?.trimmingWhitespace, !hint.isEmpty { message += " — \(hint)" }
