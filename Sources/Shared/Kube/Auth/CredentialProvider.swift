@@ -27,9 +27,8 @@ public actor CredentialProvider {
     /// How long one exec plugin run may take before it is killed and the callers get an error.
     private let execTimeout: Duration
     private var cached: Fetched?
-    /// The fetch every caller awaits while it runs; `generation` tells a stale one from the latest.
-    private var inFlight: (task: Task<Fetched, any Error>, generation: Int)?
-    private var generation = 0
+    /// The fetch every caller awaits while it runs.
+    private var inFlight: Task<Fetched, any Error>?
 
     static let tokenFileRefresh: TimeInterval = 60
 
@@ -48,34 +47,28 @@ public actor CredentialProvider {
 
     public func current() async throws -> PresentedCredential {
         if let cached, cached.validUntil.map({ now() < $0 }) ?? true { return cached.value }
-        let (task, generation) = inFlight ?? startFetch()
-        do {
-            let fresh = try await task.value
-            if self.generation == generation {
-                cached = fresh
-                inFlight = nil
-            }
-            return fresh.value
-        } catch {
-            // A failed fetch is not cached: the next caller tries again.
-            if self.generation == generation { inFlight = nil }
-            throw error
-        }
+        let fetch = inFlight ?? startFetch()
+        return try await fetch.value.value
     }
 
-    private func startFetch() -> (task: Task<Fetched, any Error>, generation: Int) {
-        generation += 1
-        // Not a child of any one caller: a caller that is cancelled must not fail the others' fetch.
-        let task = Task { try await self.fetch() }
-        inFlight = (task, generation)
-        return (task, generation)
+    private func startFetch() -> Task<Fetched, any Error> {
+        // Not a child of any one caller, whose cancellation must not fail the others. It runs on this
+        // actor, so it caches its result and clears itself in one step; a failure is not cached.
+        let fetch = Task {
+            defer { inFlight = nil }
+            let fresh = try await self.fetch()
+            cached = fresh
+            return fresh
+        }
+        inFlight = fetch
+        return fetch
     }
 
     /// After a 401: forget the cached credential so the next request fetches a new one.
     /// Returns whether a retry can present something different.
     public func invalidate() -> Bool {
+        // A fetch in flight started after this credential was handed out, so it is kept.
         cached = nil
-        if inFlight == nil { generation += 1 }
         switch credential {
         case .exec, .tokenFile: return true
         default: return false
