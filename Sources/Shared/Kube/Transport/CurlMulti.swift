@@ -22,12 +22,6 @@ public final class CurlMulti: Sendable {
 
     private let multi: MultiHandle
     private let inbox = Mutex<[Command]>([])
-    private let driverStats = Mutex(DriverStats())
-
-    struct DriverStats: Sendable {
-        var active = 0
-        var added = 0
-    }
 
     private init() {
         _ = CurlGlobal.initialized
@@ -51,13 +45,6 @@ public final class CurlMulti: Sendable {
             return commands
         }
     }
-
-    fileprivate func record(active: Int, added: Int) {
-        driverStats.withLock { $0.active = active; $0.added += added }
-    }
-
-    /// Transfers on the multi handle now, and ever added (for tests and diagnostics).
-    var stats: DriverStats { driverStats.withLock { $0 } }
 }
 
 /// The driver thread's own state; never touched from elsewhere.
@@ -76,38 +63,30 @@ private final class Driver {
         var running: Int32 = 0
         var ready: Int32 = 0
         while true {
-            var added = 0
-            for command in owner.takeCommands() {
-                if apply(command) { added += 1 }
-            }
+            for command in owner.takeCommands() { apply(command) }
             curl_multi_perform(multi, &running)
             collectFinished()
-            owner.record(active: transfers.count, added: added)
             // Sleeps until a socket is ready, curl's own timer is due, or `submit` wakes it.
             curl_multi_poll(multi, nil, 0, transfers.isEmpty ? 60_000 : 1_000, &ready)
         }
     }
 
-    /// Returns whether an easy handle was added.
-    private func apply(_ command: CurlMulti.Command) -> Bool {
+    private func apply(_ command: CurlMulti.Command) {
         switch command {
         case .add(let transfer, let spec):
             // Cancelled before it got here.
-            guard !transfer.isEnded else { return false }
+            guard !transfer.isEnded else { return }
             let easy = EasyTransfer(spec, transfer: transfer)
             transfers[ObjectIdentifier(transfer)] = easy
             byHandle[easy.handle] = easy
             curl_multi_add_handle(multi, easy.handle)
-            return true
         case .remove(let transfer):
-            guard let easy = transfers[ObjectIdentifier(transfer)] else { return false }
+            guard let easy = transfers[ObjectIdentifier(transfer)] else { return }
             drop(easy)
             transfer.end(with: CancellationError())
-            return false
         case .resume(let transfer):
             // May deliver the held bytes right here, through the write callback.
             if let easy = transfers[ObjectIdentifier(transfer)] { chill_unpause(easy.handle) }
-            return false
         }
     }
 
