@@ -29,4 +29,13 @@ static inline int chill_msg_is_done(const CURLMsg *msg) { return msg->msg == CUR
 // The write callback's "pause me" answer is a macro Swift cannot import.
 static inline size_t chill_writefunc_pause(void) { return CURL_WRITEFUNC_PAUSE; }
 static inline CURLcode chill_unpause(CURL *h) { return curl_easy_pause(h, CURLPAUSE_CONT); }
+
+// Names the calling thread (the multi driver). glibc declares pthread_setname_np only under _GNU_SOURCE.
+#ifdef __linux__
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline void chill_name_current_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
+#else
+static inline void chill_name_current_thread(const char *name) { (void)name; }
+#endif
 #endif

@@ -20,6 +20,7 @@ public final class CurlMulti: Sendable {
         case resume(Transfer)
     }
 
+    static let threadName = "chill-curl"
     private let multi: MultiHandle
     private let inbox = Mutex<[Command]>([])
 
@@ -29,6 +30,8 @@ public final class CurlMulti: Sendable {
         multi = MultiHandle(raw: raw)
         chill_multi_setopt_long(raw, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX)
         BlockingThread.spawn { [self] in
+            // Named, so it shows up as itself in /proc/<pid>/task and debuggers.
+            chill_name_current_thread(Self.threadName)
             let driver = Driver(owner: self, multi: multi.raw)
             driver.run()
         }
