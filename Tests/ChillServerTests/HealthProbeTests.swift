@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 @testable import ChillServer
 
@@ -11,10 +13,35 @@ import Testing
         stub.set(503)
         #expect(await probe.check() == .unhealthy(status: 503))
         #expect(stub.requests == 2)
-        let port = stub.port
         await stub.stop()
+        // A port held bound but not listening: nobody else can take it, and a connect is refused.
+        let (socket, port) = Self.boundButNotListening()
+        defer { close(socket) }
         let refused = await HealthProbe(target: UpstreamTarget(host: "127.0.0.1", port: port), timeout: .seconds(5)).check()
         #expect(refused == .unreachable("cannot reach http://127.0.0.1:\(port): connection refused"))
+    }
+
+    static func boundButNotListening() -> (Int32, Int) {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 ? getsockname(fd, $0, &length) : -1 }
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    @Test func aBackendThatNeverAnswersTimesOut() async throws {
+        // Accepts connections and reads requests, but never writes a byte.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        let result = await HealthProbe(target: UpstreamTarget(host: "127.0.0.1", port: port), timeout: .milliseconds(200)).check()
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+        #expect(result == .unreachable("cannot reach http://127.0.0.1:\(port): timed out"))
     }
 
     @Test func manyConcurrentProbesNeedNoThreadEach() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import KubeTestServer
 import Synchronization
 import Testing
 @testable import Shared
@@ -52,6 +53,23 @@ import Testing
         clock.value = RFC3339.parse("2030-01-01T00:00:01Z")!
         _ = try await provider.current()
         #expect(Self.runs(dir) == 2)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aBurstOfRequestsRunsTheExecPluginOnce() async throws {
+        let server = try await KubeTestServer.start(tokens: ["exec-token": "carol"])
+        defer { Task { try? await server.shutdown() } }
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let client = KubeClientTests.tokenClient(server, credential: .exec(try Self.countingPlugin(dir, gate: false)))
+        let api = client.api(ConfigMap.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<30 { group.addTask { _ = try await api.list() } }
+            try await group.waitForAll()
+        }
+        #expect(Self.runs(dir) == 1)
+        let users = Set(await server.store.requestLog.map(\.user))
+        #expect(users == ["carol"])
     }
 
     @Test(.timeLimit(.minutes(1)))
