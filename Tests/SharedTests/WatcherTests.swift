@@ -189,4 +189,47 @@ import Testing
         // No sleep was asked for.
         #expect(clock.sleepsStarted == 0)
     }
+
+    /// A ConfigMap view whose first decode of an object named "poison" fails (as a field the client cannot
+    /// parse would), and later ones succeed: a relist gets past it, a resume would replay the bad event.
+    struct PoisonOnceConfigMap: KubeResource {
+        static let group = "", version = "v1", kind = "ConfigMap", plural = "configmaps"
+        static let isNamespaced = true
+        static let failuresLeft = Mutex(1)
+        var metadata: ObjectMeta
+        enum CodingKeys: String, CodingKey { case metadata }
+
+        init(from decoder: any Decoder) throws {
+            metadata = try decoder.container(keyedBy: CodingKeys.self).decode(ObjectMeta.self, forKey: .metadata)
+            let fail = metadata.name == "poison" && Self.failuresLeft.withLock { left in
+                defer { left = max(0, left - 1) }
+                return left > 0
+            }
+            if fail { throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "poisoned")) }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aRealWatchEventThatFailsToDecodeRelists() async throws {
+        let server = try await KubeTestServer.start()
+        defer { Task { try? await server.shutdown() } }
+        let client = KubeClientTests.adminClient(server)
+        _ = try await client.api(ConfigMap.self).create(ConfigMap(metadata: ObjectMeta(name: "a")))
+        var events = client.api(PoisonOnceConfigMap.self).watcher(backoff: Backoff(initial: .milliseconds(20))).makeAsyncIterator()
+        func name(_ e: WatcherEvent<PoisonOnceConfigMap>?) -> String {
+            switch e {
+            case .listed(let items)?: "listed:" + items.compactMap(\.metadata.name).joined(separator: ",")
+            case .added(let o)?: "added:" + (o.metadata.name ?? "")
+            case .modified(let o)?: "modified:" + (o.metadata.name ?? "")
+            case .deleted(let o)?: "deleted:" + (o.metadata.name ?? "")
+            case nil: "end"
+            }
+        }
+        #expect(name(try await events.next()) == "listed:a")
+        _ = try await client.api(ConfigMap.self).create(ConfigMap(metadata: ObjectMeta(name: "poison")))
+        // Not "added:poison" from a resumed watch replaying the event: a fresh list that includes it.
+        #expect(name(try await events.next()) == "listed:a,poison")
+        _ = try await client.api(ConfigMap.self).create(ConfigMap(metadata: ObjectMeta(name: "after")))
+        #expect(name(try await events.next()) == "added:after")
+    }
 }
