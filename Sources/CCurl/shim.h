@@ -20,4 +20,22 @@ static inline CURLcode chill_setopt_header_function(CURL *h, chill_write_cb f) {
 static inline CURLcode chill_setopt_read_function(CURL *h, chill_write_cb f) { return curl_easy_setopt(h, CURLOPT_READFUNCTION, f); }
 static inline CURLcode chill_setopt_xferinfo_function(CURL *h, chill_xferinfo_cb f) { return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f); }
 static inline CURLcode chill_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode chill_getinfo_pointer(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
+
+// The multi interface: curl_multi_setopt is variadic too, and CURLMsg's result sits in a union.
+static inline CURLMcode chill_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+static inline CURLcode chill_msg_result(const CURLMsg *msg) { return msg->data.result; }
+static inline int chill_msg_is_done(const CURLMsg *msg) { return msg->msg == CURLMSG_DONE; }
+// The write callback's "pause me" answer is a macro Swift cannot import.
+static inline size_t chill_writefunc_pause(void) { return CURL_WRITEFUNC_PAUSE; }
+static inline CURLcode chill_unpause(CURL *h) { return curl_easy_pause(h, CURLPAUSE_CONT); }
+
+// Names the calling thread (the multi driver). glibc declares pthread_setname_np only under _GNU_SOURCE.
+#ifdef __linux__
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline void chill_name_current_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
+#else
+static inline void chill_name_current_thread(const char *name) { (void)name; }
+#endif
 #endif

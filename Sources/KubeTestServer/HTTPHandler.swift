@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// Bridges NIO HTTP/1.1 to `KubeStore.handle`. Requests are handled off the event loop (in the store
+/// Bridges NIO HTTP/1.1 (or an HTTP/2 stream, through the HTTP/1 codec) to `KubeStore.handle`. Requests are handled off the event loop (in the store
 /// actor); responses and watch lines hop back onto the channel's event loop.
 final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -42,7 +42,9 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func clientCertificateUser(context: ChannelHandlerContext) -> KubeUser? {
         if let cached = certUser { return cached }
-        var cert = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        // On an HTTP/2 stream the TLS handler sits on the parent (connection) channel, on the same event loop.
+        var cert = (try? context.pipeline.syncOperations.nioSSL_peerCertificate())
+            ?? (try? context.channel.parent?.pipeline.syncOperations.nioSSL_peerCertificate())
         if let der = try? cert?.toDERBytes(), !Self.trustedClientCertificates.contains(der) {
             untrustedCertificate = true
             cert = nil

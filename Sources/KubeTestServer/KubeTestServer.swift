@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Shared
@@ -45,12 +46,14 @@ public final class KubeTestServer: Sendable {
     ///   - namespaces: namespaces that exist from the start.
     ///   - simulateDeployments: run the Deployment controller/kubelet simulation.
     ///   - garbageCollection: run the garbage collector (ownerReferences cascades, Foreground/Orphan deletes).
+    ///   - http2: offer h2 by ALPN (as kube-apiserver does), HTTP/1.1 still accepted.
     public static func start(resources: [ResourceType] = ResourceType.builtins,
                              tokens: [String: String] = [defaultToken: defaultTokenUser],
                              clock: ClockMode = .system,
                              namespaces: [String] = ["default", "kube-system", "kube-public", "kube-node-lease"],
                              simulateDeployments: Bool = true,
-                             garbageCollection: Bool = true) async throws -> KubeTestServer {
+                             garbageCollection: Bool = true,
+                             http2: Bool = true) async throws -> KubeTestServer {
         let store = KubeStore(resources: resources, tokens: tokens, clock: TestClock(clock))
         let simulator = DeploymentSimulator()
         if garbageCollection { await store.addController(GarbageCollector()) }
@@ -65,7 +68,7 @@ public final class KubeTestServer: Sendable {
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(TestPKI.serverKey.utf8), format: .pem)))
         tls.certificateVerification = .optionalVerification
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(TestPKI.caCertificate.utf8)))
-        tls.applicationProtocols = ["http/1.1"]
+        tls.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         let sslContext = try NIOSSLContext(configuration: tls)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -81,8 +84,24 @@ public final class KubeTestServer: Sendable {
                     // Like kube-apiserver, an unverifiable client certificate does not fail the handshake: the
                     // request is then treated as bearing no usable certificate (see KubeHTTPHandler).
                     try sync.addHandler(NIOSSLServerHandler(context: sslContext) { _, promise in promise.succeed(.certificateVerified) })
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try sync.addHandler(KubeHTTPHandler(store: store))
+                }.flatMap {
+                    channel.configureHTTP2SecureUpgrade(
+                        h2ChannelConfigurator: { connection in
+                            // Each h2 stream gets the HTTP/1-shaped handler the HTTP/1.1 pipeline uses.
+                            connection.configureHTTP2Pipeline(mode: .server, inboundStreamInitializer: { stream in
+                                stream.eventLoop.makeCompletedFuture {
+                                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                                    try stream.pipeline.syncOperations.addHandler(KubeHTTPHandler(store: store))
+                                }
+                            }).map { _ in }
+                        },
+                        http1ChannelConfigurator: { connection in
+                            connection.eventLoop.makeCompletedFuture {
+                                let sync = connection.pipeline.syncOperations
+                                try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                                try sync.addHandler(KubeHTTPHandler(store: store))
+                            }
+                        })
                 }
             }
         let channel: any Channel
@@ -154,6 +173,8 @@ public final class KubeTestServer: Sendable {
     public func compact() async { await store.compact() }
     /// Closes every open watch abruptly.
     public func dropWatches() async { await store.dropWatches() }
+    /// TCP connections accepted so far (an HTTP/2 client multiplexes many requests over one).
+    public var acceptedConnections: Int { connections.accepted }
     /// Closes every client connection (watches included) abruptly.
     public func dropConnections() async {
         await store.dropWatches()
@@ -239,9 +260,13 @@ public struct KubeWatch: Sendable {
 /// Open client connections, so tests can drop them all.
 final class ConnectionRegistry: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let acceptedCount = Mutex(0)
+
+    var accepted: Int { acceptedCount.withLock { $0 } }
 
     func add(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
+        acceptedCount.withLock { $0 += 1 }
         channels.withLock { $0[id] = channel }
         channel.closeFuture.whenComplete { [weak self] _ in self?.channels.withLock { _ = $0.removeValue(forKey: id) } }
     }

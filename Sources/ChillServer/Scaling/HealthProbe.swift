@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import Shared
 import Synchronization
 
@@ -21,33 +23,28 @@ enum HealthProbeResult: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// `GET http://host:port/health` with a short timeout, through the Shared libcurl transport (which runs
-/// the blocking transfer on its own thread, never on the cooperative pool). 200 means healthy.
+/// `GET http://host:port/health` with a short timeout, over NIO on an event loop (a probe costs a
+/// socket, not a thread). 200 means healthy.
 struct HealthProbe: Sendable {
     let target: UpstreamTarget
     let path: String
     let timeout: Duration
-    private let transport: CurlTransport
+    private let group: any EventLoopGroup
 
-    init(target: UpstreamTarget, path: String = "/health", timeout: Duration = .seconds(1)) {
+    init(target: UpstreamTarget, path: String = "/health", timeout: Duration = .seconds(1),
+         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.target = target
         self.path = path
         self.timeout = timeout
-        let host = target.host.contains(":") && !target.host.hasPrefix("[") ? "[\(target.host)]" : target.host
-        var settings = TransportSettings(server: "http://\(host):\(target.port)")
-        settings.connectTimeout = timeout
-        settings.requestTimeout = timeout
-        self.transport = CurlTransport(settings: settings)
+        self.group = group
     }
 
     func check() async -> HealthProbeResult {
         do {
-            let response = try await transport.send(HTTPRequest(method: "GET", path: path))
-            return response.status == 200 ? .healthy : .unhealthy(status: response.status)
-        } catch let error as TransportError {
-            return .unreachable(error.description)
+            let status = try await HTTPStatusProbe.status(host: target.host, port: target.port, path: path, timeout: timeout, group: group)
+            return status == 200 ? .healthy : .unhealthy(status: status)
         } catch {
-            return .unreachable("\(error)")
+            return .unreachable("cannot reach http://\(target): \(error)")
         }
     }
 }

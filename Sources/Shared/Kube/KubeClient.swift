@@ -49,7 +49,7 @@ public final class KubeClient: Sendable {
     }
 
     /// Opens a streaming response (watch). Non-2xx answers throw `KubeError`.
-    public func stream(_ request: HTTPRequest, timeout: Duration?) async throws -> AsyncThrowingStream<[UInt8], any Error> {
+    public func stream(_ request: HTTPRequest, timeout: Duration?) async throws -> ResponseBody {
         do {
             let (authorized, transport) = try await prepare(request)
             return try await transport.stream(authorized, timeout: timeout)

@@ -45,12 +45,17 @@ extension ResourceAPI {
     static func decode(_ line: [UInt8]) throws -> WatchEvent<Object> {
         let raw: RawWatchEvent
         do { raw = try JSONDecoder().decode(RawWatchEvent.self, from: Data(line)) } catch {
-            throw KubeError(code: 0, reason: .unknown, message: "undecodable watch event: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            throw WatchDecodingError(detail: "undecodable watch event: \(String(decoding: line.prefix(200), as: UTF8.self))")
+        }
+        func object() throws -> Object {
+            do { return try raw.object.decode() } catch {
+                throw WatchDecodingError(detail: "\(raw.type) event of \(raw.object.objectName ?? "an object") does not decode as \(Object.self): \(error)")
+            }
         }
         switch raw.type {
-        case "ADDED": return .added(try raw.object.decode())
-        case "MODIFIED": return .modified(try raw.object.decode())
-        case "DELETED": return .deleted(try raw.object.decode())
+        case "ADDED": return .added(try object())
+        case "MODIFIED": return .modified(try object())
+        case "DELETED": return .deleted(try object())
         case "BOOKMARK": return .bookmark(resourceVersion: raw.object.resourceVersion ?? "")
         default:
             let status = try? raw.object.decode(as: KubeStatus.self)
@@ -59,6 +64,13 @@ extension ResourceAPI {
                 message: status?.message ?? "watch error", status: status)
         }
     }
+}
+
+/// A watch event that does not decode. Resuming from the last resourceVersion would replay it forever,
+/// so a `Watcher` lists afresh instead (as after 410 Gone).
+public struct WatchDecodingError: Error, Sendable, CustomStringConvertible {
+    public var detail: String
+    public var description: String { detail }
 }
 
 /// Splits a byte stream into newline-terminated lines (watch events are one JSON document per line,

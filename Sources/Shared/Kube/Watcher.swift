@@ -15,13 +15,18 @@ public enum WatcherEvent<Object: KubeObject>: Sendable {
 
 /// A watch that never gives up (kube-rs's `watcher`, client-go's reflector): lists, then watches from
 /// the list's resourceVersion; on a dropped connection it resumes from the last resourceVersion seen
-/// (bookmarks included) after a jittered backoff; on 410 Gone it lists again.
+/// (bookmarks included) after a jittered backoff; on 410 Gone, or an event that does not decode (which
+/// a resume would only replay), it lists again. A watch the server ends at once backs off too, so a
+/// misbehaving server or proxy is not hammered.
 public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
     public typealias Element = WatcherEvent<Object>
-    let api: ResourceAPI<Object>
+    let source: WatchSource<Object>
     let options: ListOptions
     let backoff: Backoff
     let timeoutSeconds: Int
+    let clock: any Clock<Duration>
+    /// A watch that ends cleanly sooner than this "ended at once".
+    let minimumWatchDuration: Duration
 
     public func makeAsyncIterator() -> AsyncThrowingStream<Element, any Error>.AsyncIterator {
         let (stream, continuation) = AsyncThrowingStream<Element, any Error>.makeStream()
@@ -33,20 +38,24 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
     private func run(_ continuation: AsyncThrowingStream<Element, any Error>.Continuation) async {
         var resourceVersion: String? = nil
         var backoff = self.backoff
+        var decodeFailuresInARow = 0
         while !Task.isCancelled {
+            var pause: Duration? = nil
             do {
                 if resourceVersion == nil {
                     var listOptions = options
                     listOptions.resourceVersion = nil
-                    let list = try await api.listAll(listOptions)
+                    let list = try await source.list(listOptions)
                     resourceVersion = list.metadata.resourceVersion
                     continuation.yield(.listed(list.items))
                 }
                 var watchOptions = options
                 watchOptions.resourceVersion = resourceVersion
-                let events = try await api.watch(watchOptions, timeoutSeconds: timeoutSeconds)
+                let elapsed = Self.stopwatch(clock)
+                let events = try await source.watch(watchOptions, timeoutSeconds)
                 for try await event in events {
                     backoff.reset()
+                    decodeFailuresInARow = 0
                     switch event {
                     case .bookmark(let rv): resourceVersion = rv
                     case .added(let o): resourceVersion = Self.rv(o) ?? resourceVersion; continuation.yield(.added(o))
@@ -54,10 +63,15 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
                     case .deleted(let o): resourceVersion = Self.rv(o) ?? resourceVersion; continuation.yield(.deleted(o))
                     }
                 }
-                // The server ended the watch (its timeout): resume at once.
+                // The server ended the watch: resume at once after a normal one, back off if it ended at once.
+                if elapsed() < minimumWatchDuration { pause = backoff.next() }
             } catch let error as KubeError where error.isGone {
                 resourceVersion = nil
-                continue
+            } catch is WatchDecodingError {
+                resourceVersion = nil
+                // The relist normally gets past the bad event; if the next watch fails the same way, wait.
+                if decodeFailuresInARow > 0 { pause = backoff.next() }
+                decodeFailuresInARow += 1
             } catch is CancellationError {
                 break
             } catch let error as KubeError where error.code == 401 || error.code == 403 {
@@ -66,11 +80,19 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
                 continuation.finish(throwing: error)
                 return
             } catch {
-                if Task.isCancelled { break }
-                do { try await Task.sleep(for: backoff.next()) } catch { break }
+                pause = backoff.next()
+            }
+            if Task.isCancelled { break }
+            if let pause {
+                do { try await clock.sleep(for: pause) } catch { break }
             }
         }
         continuation.finish()
+    }
+
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> () -> Duration {
+        let start = clock.now
+        return { start.duration(to: clock.now) }
     }
 
     private static func rv(_ object: Object) -> String? {
@@ -78,9 +100,24 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
     }
 }
 
+/// Where a `Watcher` lists and watches: the API server, or a test's stand-in.
+struct WatchSource<Object: KubeObject>: Sendable {
+    var list: @Sendable (ListOptions) async throws -> KubeList<Object>
+    var watch: @Sendable (ListOptions, _ timeoutSeconds: Int) async throws -> AsyncThrowingStream<WatchEvent<Object>, any Error>
+}
+
 extension ResourceAPI {
     public func watcher(_ options: ListOptions = ListOptions(), backoff: Backoff = Backoff(), timeoutSeconds: Int = 290) -> Watcher<Object> {
-        Watcher(api: self, options: options, backoff: backoff, timeoutSeconds: timeoutSeconds)
+        watcher(options, backoff: backoff, timeoutSeconds: timeoutSeconds, clock: ContinuousClock())
+    }
+
+    func watcher(_ options: ListOptions = ListOptions(), backoff: Backoff = Backoff(), timeoutSeconds: Int = 290,
+                 clock: any Clock<Duration>, minimumWatchDuration: Duration = .seconds(1)) -> Watcher<Object> {
+        let source = WatchSource<Object>(
+            list: { try await self.listAll($0) },
+            watch: { try await self.watch($0, timeoutSeconds: $1) })
+        return Watcher(source: source, options: options, backoff: backoff, timeoutSeconds: timeoutSeconds,
+                       clock: clock, minimumWatchDuration: minimumWatchDuration)
     }
 }
 
@@ -90,16 +127,20 @@ public struct Backoff: Sendable {
     public var maximum: Duration
     private var current: Duration
 
-    public init(initial: Duration = .milliseconds(800), maximum: Duration = .seconds(30)) {
+    /// ± this fraction of each delay, so many clients do not retry in step.
+    public var jitter: Double
+
+    public init(initial: Duration = .milliseconds(800), maximum: Duration = .seconds(30), jitter: Double = 0.2) {
         self.initial = initial
         self.maximum = maximum
         self.current = initial
+        self.jitter = min(max(jitter, 0), 1)
     }
 
     public mutating func next() -> Duration {
         let value = current
         current = min(current * 2, maximum)
-        return value * Double.random(in: 0.8...1.2)
+        return jitter == 0 ? value : value * Double.random(in: (1 - jitter)...(1 + jitter))
     }
 
     public mutating func reset() { current = initial }

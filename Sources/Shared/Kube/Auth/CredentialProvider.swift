@@ -16,37 +16,58 @@ public struct PresentedCredential: Sendable, Equatable {
 
 /// Produces the current credential, caching it the way client-go does: a token file is re-read every
 /// minute (bound service-account tokens rotate), an exec plugin's output is kept until its
-/// `expirationTimestamp` and fetched again after a 401.
+/// `expirationTimestamp` and fetched again after a 401. Concurrent callers share one fetch, so a
+/// burst of requests runs an exec plugin once, not once each.
 public actor CredentialProvider {
+    typealias Fetched = (value: PresentedCredential, validUntil: Date?)
     private let credential: ClientConfiguration.Credential
     private let clusterInfo: JSONValue?
     private let environment: [String: String]
     private let now: @Sendable () -> Date
-    private var cached: (value: PresentedCredential, validUntil: Date?)?
+    /// How long one exec plugin run may take before it is killed and the callers get an error.
+    private let execTimeout: Duration
+    private var cached: Fetched?
+    /// The fetch every caller awaits while it runs.
+    private var inFlight: Task<Fetched, any Error>?
 
     static let tokenFileRefresh: TimeInterval = 60
 
     public init(
         credential: ClientConfiguration.Credential, clusterInfo: JSONValue? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        execTimeout: Duration = .seconds(120)
     ) {
         self.credential = credential
         self.clusterInfo = clusterInfo
         self.environment = environment
         self.now = now
+        self.execTimeout = execTimeout
     }
 
     public func current() async throws -> PresentedCredential {
         if let cached, cached.validUntil.map({ now() < $0 }) ?? true { return cached.value }
-        let fresh = try await fetch()
-        cached = fresh
-        return fresh.value
+        let fetch = inFlight ?? startFetch()
+        return try await fetch.value.value
+    }
+
+    private func startFetch() -> Task<Fetched, any Error> {
+        // Not a child of any one caller, whose cancellation must not fail the others. It runs on this
+        // actor, so it caches its result and clears itself in one step; a failure is not cached.
+        let fetch = Task {
+            defer { inFlight = nil }
+            let fresh = try await self.fetch()
+            cached = fresh
+            return fresh
+        }
+        inFlight = fetch
+        return fetch
     }
 
     /// After a 401: forget the cached credential so the next request fetches a new one.
     /// Returns whether a retry can present something different.
     public func invalidate() -> Bool {
+        // A fetch in flight started after this credential was handed out, so it is kept.
         cached = nil
         switch credential {
         case .exec, .tokenFile: return true
@@ -54,7 +75,7 @@ public actor CredentialProvider {
         }
     }
 
-    private func fetch() async throws -> (value: PresentedCredential, validUntil: Date?) {
+    private func fetch() async throws -> Fetched {
         switch credential {
         case .none:
             return (PresentedCredential(), nil)
@@ -88,7 +109,10 @@ public actor CredentialProvider {
 
         let result: ProcessRunner.Result
         do {
-            result = try await ProcessRunner.run(exec.command, arguments: exec.args ?? [], environment: env, inheritStdin: interactive)
+            result = try await ProcessRunner.run(exec.command, arguments: exec.args ?? [], environment: env,
+                                                 inheritStdin: interactive, timeout: execTimeout)
+        } catch ProcessRunner.Failure.timedOut {
+            throw KubeConfigError("exec plugin \(exec.command) did not finish within \(execTimeout)")
         } catch ProcessRunner.Failure.notFound {
             var message = "exec plugin: executable \(exec.command) not found"
             if let hint = exec.installHint?.trimmingWhitespace, !hint.isEmpty { message += " — \(hint)" }

@@ -6,8 +6,8 @@ import Musl
 import Darwin
 #endif
 
-/// Runs blocking work (a libcurl transfer) on its own OS thread, never on Swift's cooperative pool,
-/// whose few threads must not sit in `curl_easy_perform` for the length of a watch.
+/// Runs blocking work (waiting for an exec plugin or a child process; the curl driver loop) on its own
+/// OS thread, never on Swift's cooperative pool, whose few threads must not sit in a blocking call.
 public enum BlockingThread {
     public static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
