@@ -6,7 +6,7 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Print a shell completion script for kubectl-chill (bash, zsh or fish).",
             discussion: """
-                The script completes `kubectl-chill …` typed as one word. For `kubectl chill …` (kubectl 1.26+), install the small kubectl_complete-chill helper described in docs/CLI.md, which calls `kubectl-chill completion __kubectl WORDS…` and completes commands and model names.
+                The script completes `kubectl-chill …` typed as one word. For `kubectl chill …` (kubectl 1.26+), put the kubectl_complete-chill helper (shipped next to kubectl-chill in the krew archive) on your PATH; it calls `kubectl-chill completion __kubectl WORDS…` and completes commands and model names.
 
                 Examples:
                   kubectl chill completion bash > /etc/bash_completion.d/kubectl-chill

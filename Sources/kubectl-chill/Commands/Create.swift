@@ -67,11 +67,7 @@ extension KubectlChill {
         var dryRun = false
 
         @Option(name: .shortAndLong, help: "Print the object as json or yaml (with --dry-run the default is yaml).")
-        var output: OutputFormat?
-
-        func validate() throws {
-            if let output, !output.isStructured { throw ValidationError("-o \(output.rawValue) is not supported here — use -o json or -o yaml") }
-        }
+        var output: StructuredFormat?
 
         /// The object to send, or a one-line error naming every invalid value.
         func makeModel() throws -> VLLMModel {
@@ -92,7 +88,7 @@ extension KubectlChill {
         func run() async throws {
             let model = try makeModel()
             if dryRun {
-                printStructured(model.printable, as: output ?? .yaml)
+                printStructured(model.printable, as: output?.format ?? .yaml)
                 return
             }
             let created = try await global.withClient { client in
@@ -103,7 +99,7 @@ extension KubectlChill {
                 }
             }
             if let output {
-                printStructured(created.printable, as: output)
+                printStructured(created.printable, as: output.format)
             } else {
                 Console.current.out("vllmmodel.chill.dev/\(name) created (scaled to zero until used)")
                 Console.current.out("Wake it with: kubectl chill wait \(name)   or make it active: kubectl chill switch \(name)")
