@@ -141,7 +141,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
         let value: JSONValue = single && items.count == 1 ? items[0] : ["apiVersion": "v1", "kind": "List", "items": .array(items), "metadata": ["resourceVersion": ""]]
         switch self {
         case .json: Console.current.out(KubectlJSON.format(value))
-        case .yaml: Console.current.out(YAML.encode(value), terminator: "")
+        case .yaml: Console.current.out(YAML.encode(value.wholeNumbersAsIntegers), terminator: "")
         case .table, .wide: break
         }
     }

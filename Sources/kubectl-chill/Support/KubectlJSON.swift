@@ -68,6 +68,19 @@ enum KubectlJSON {
     }
 }
 
+extension JSONValue {
+    /// Whole floating-point numbers as integers, so JSON and YAML print the same `36000` (kubectl's YAML
+    /// comes from its JSON, where a number has no type).
+    var wholeNumbersAsIntegers: JSONValue {
+        switch self {
+        case .double(let d) where d.isFinite && d == d.rounded() && abs(d) < 1e15: .int(Int(d))
+        case .array(let items): .array(items.map(\.wholeNumbersAsIntegers))
+        case .object(let fields): .object(fields.mapValues(\.wholeNumbersAsIntegers))
+        default: self
+        }
+    }
+}
+
 /// kubectl's ages and durations (apimachinery's `duration.HumanDuration`): `45s`, `3m12s`, `12m`,
 /// `5h30m`, `20h`, `2d4h`, `30d`, `2y10d`; one format for every age and duration chill prints.
 func humanDuration(seconds: Double) -> String {

@@ -131,7 +131,7 @@ extension OutputFormat {
 func printStructured(_ value: JSONValue, as format: OutputFormat) {
     switch format {
     case .json: Console.current.out(KubectlJSON.format(value))
-    case .yaml: Console.current.out(YAML.encode(value), terminator: "")
+    case .yaml: Console.current.out(YAML.encode(value.wholeNumbersAsIntegers), terminator: "")
     case .table, .wide: break
     }
 }

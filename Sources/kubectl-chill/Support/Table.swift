@@ -12,10 +12,10 @@ struct Table {
     var renderedRows: String { render(withHeaders: false) }
 
     func render(withHeaders: Bool) -> String {
-        let all = [headers] + rows
+        let all = withHeaders ? [headers] + rows : rows
         var widths = [Int](repeating: 0, count: headers.count)
         for row in all { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        return (withHeaders ? all : rows).map { row in
+        return all.map { row in
             var line = ""
             for (i, cell) in row.enumerated() {
                 line += i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 3)
