@@ -16,7 +16,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The models (VLLMModel names).")
+        @Argument(help: "The models (VLLMModel names).", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var models: [String]
 
         @Flag(help: "Treat a model that does not exist as deleted.")

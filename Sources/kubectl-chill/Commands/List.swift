@@ -24,7 +24,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "Only these models (VLLMModel names); default: all.")
+        @Argument(help: "Only these models (VLLMModel names); default: all.", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var names: [String] = []
 
         @Option(name: [.customShort("l"), .long], help: "Only models whose labels match this selector, e.g. team=ml or 'tier in (a,b)'.")

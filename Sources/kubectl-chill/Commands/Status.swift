@@ -26,7 +26,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "Only this model (VLLMModel name); default: every model.")
+        @Argument(help: "Only this model (VLLMModel name); default: every model.", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String?
 
         @Option(name: .shortAndLong, help: "Output format: table, json or yaml.")

@@ -15,7 +15,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The model to make active (VLLMModel name).")
+        @Argument(help: "The model to make active (VLLMModel name).", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String
 
         @Flag(help: "Wait until the model serves, showing the wake's phases.")

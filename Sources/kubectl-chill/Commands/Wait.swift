@@ -23,7 +23,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The model (VLLMModel name); default: the active model.")
+        @Argument(help: "The model (VLLMModel name); default: the active model.", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String?
 
         @Option(help: "How long to wait, e.g. 90s or 10m.")
