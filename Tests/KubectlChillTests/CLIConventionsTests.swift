@@ -17,6 +17,7 @@ import Testing
             // A vLLM flag given to --extra-arg is its value, whatever it looks like.
             (["create", "q", "--extra-arg", "-ofoo"], ["create", "q", "--extra-arg", "-ofoo"]),
             (["list", "--", "-ojson"], ["list", "--", "-ojson"]),
+            (["completion", "__kubectl", "list", "-oj"], ["completion", "__kubectl", "list", "-oj"]),
         ]
         for (input, expected) in cases { #expect(GlobalFlags.normalized(input) == expected, "\(input)") }
     }
@@ -55,6 +56,7 @@ import Testing
         (["nosuch"], "error: unknown command \"nosuch\" for \"kubectl chill\" — see `kubectl chill --help` for the commands\n"),
         (["lst"], "error: unknown command \"lst\" for \"kubectl chill\" — did you mean \"list\"? See `kubectl chill --help`\n"),
         (["stauts"], "error: unknown command \"stauts\" for \"kubectl chill\" — did you mean \"start\" or \"status\"? See `kubectl chill --help`\n"),
+        (["-n", "ml", "--context", "dev", "nosuch"], "error: unknown command \"nosuch\" for \"kubectl chill\" — see `kubectl chill --help` for the commands\n"),
         (["help", "swich"], "error: unknown command \"swich\" for \"kubectl chill\" — did you mean \"switch\"? See `kubectl chill --help`\n"),
     ])
     func unknownCommandsAreUsageErrors(arguments: [String], message: String) async {

@@ -79,7 +79,8 @@ enum GlobalFlags {
         var i = 0
         while i < arguments.count {
             let word = arguments[i]
-            if word == "--" { out += arguments[i...]; break }
+            // `--` ends the flags; completion's words are what is being typed, left as typed.
+            if word == "--" || word == "__kubectl" { out += arguments[i...]; break }
             if word == "--extra-arg", i + 1 < arguments.count {  // its value is a vLLM flag, taken as is
                 out += [word, arguments[i + 1]]
                 i += 2

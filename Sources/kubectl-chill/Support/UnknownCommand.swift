@@ -4,6 +4,10 @@ enum UnknownCommand {
     /// The one-line error for `arguments` (already hoisted), or nil when the command exists.
     /// `suggest`: the names offered for a near miss (aliases left out).
     static func problem(_ arguments: [String], commands: Set<String>, suggest: Set<String>) -> String? {
+        // Global flags in front of a word that is no command were not moved behind it: skip them.
+        var i = 0
+        while let n = GlobalFlags.span(arguments[i...]) { i += n }
+        let arguments = Array(arguments[i...])
         guard var word = arguments.first, !word.hasPrefix("-") else { return nil }
         if word == "help" {
             guard arguments.count > 1, !arguments[1].hasPrefix("-") else { return nil }
