@@ -25,7 +25,7 @@ import Testing
         defer { Task { await h.stop() } }
         await h.seedGoldenModels()
         for words in [["status", "l"], ["list", "qwen", "l"], ["delete", "coder", "l"]] {
-            let run = await ModelRunNoCluster.run(["completion", "__kubectl", "--kubeconfig", h.kubeconfigPath] + words)
+            let run = await ModelRunNoCluster.run(["completion", "__kubectl", "--kubeconfig", h.kubeconfigPath, "--request-timeout", "60s"] + words)
             #expect(run.out == "llama\n:4\n", "\(words)")
         }
     }

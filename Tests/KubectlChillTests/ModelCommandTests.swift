@@ -435,7 +435,7 @@ import Testing
         await h.seedGoldenModels()
         let commands = await ModelRunNoCluster.run(["completion", "__kubectl", "s"])
         #expect(commands.out == "start\nstatus\nstop\nswitch\n:4\n")
-        let models = await ModelRunNoCluster.run(["completion", "__kubectl", "--kubeconfig", h.kubeconfigPath, "switch", "l"])
+        let models = await ModelRunNoCluster.run(["completion", "__kubectl", "--kubeconfig", h.kubeconfigPath, "--request-timeout", "60s", "switch", "l"])
         #expect(models.out == "llama\n:4\n")
         let shells = await ModelRunNoCluster.run(["completion", "__kubectl", "completion", ""])
         #expect(shells.out == "bash\nfish\nzsh\n:4\n")

@@ -26,7 +26,7 @@ import Testing
 
     /// Waits until the running command has printed a line containing `text`.
     func printed(_ console: Console, _ text: String) async -> Bool {
-        await eventually(10) { console.output.contains(text) }
+        await eventually(60) { console.output.contains(text) }
     }
 
     @Test func showsEachPhaseUntilReady() async throws {
@@ -133,7 +133,7 @@ import Testing
         let started = ContinuousClock.now
         let run = await h.run(["wait", "qwen", "--timeout", "1s"], now: nil)
         #expect(run.code == 1)
-        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(ContinuousClock.now - started < .seconds(60))  // exits, does not hang (loose: parallel tests on 2 cores)
         #expect(run.err == "error: \"qwen\" is not ready after 1s (last phase: Pending) — it may still be waking: kubectl chill wait qwen, or see: kubectl get pods -n chill-system -l chill.dev/model=qwen\n")
     }
 

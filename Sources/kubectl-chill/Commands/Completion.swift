@@ -69,9 +69,10 @@ extension KubectlChill {
             if partial.hasPrefix("-") { return FlagCatalog.flags(command).filter { $0.hasPrefix(partial) } }
             if command == "completion" && positional.count == 1 { return ["bash", "fish", "zsh"].filter { $0.hasPrefix(partial) } }
             guard modelArgumentCommands.contains(command), positional.count == 1 || severalModelCommands.contains(command) else { return [] }
-            // The cluster flags given so far pick the cluster; a short timeout keeps the shell responsive.
+            // The cluster flags given so far pick the cluster; a short timeout (unless one was typed) keeps
+            // the shell responsive.
             var flags: [String] = ["--request-timeout", "3s"]
-            for (index, word) in before.enumerated() where ["--kubeconfig", "--context"].contains(word) && index + 1 < before.count {
+            for (index, word) in before.enumerated() where ["--kubeconfig", "--context", "--request-timeout"].contains(word) && index + 1 < before.count {
                 flags += [word, before[index + 1]]
             }
             guard let global = try? GlobalOptions.parse(flags), let client = try? global.makeClient(),
