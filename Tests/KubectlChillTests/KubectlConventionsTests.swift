@@ -51,6 +51,9 @@ import Testing
         // One name with -o json is the object, not a List, as kubectl get prints it.
         let one = try JSONValue.parse(await h.run(["list", "qwen", "-o", "json"]).out)
         #expect(one["kind"] == "VLLMModel")
+        let onlyMissing = await h.run(["list", "nosuch", "-o", "json"])
+        #expect(onlyMissing.code == 1)
+        #expect(onlyMissing.out == "")
         let missing = await h.run(["list", "qwen", "nosuch"])
         #expect(missing.code == 1)
         #expect(missing.out.hasPrefix("NAME "))

@@ -54,7 +54,8 @@ extension KubectlChill {
 
         func print(_ models: [VLLMModel], state: ChillState?) throws {
             if output.isStructured {
-                output.printObjects(models.map(\.printable), single: names.count == 1)
+                // As kubectl get: names that were all missing print nothing, only the error.
+                if names.isEmpty || !models.isEmpty { output.printObjects(models.map(\.printable), single: names.count == 1) }
                 return
             }
             guard !models.isEmpty else {
