@@ -30,6 +30,19 @@ extension KubectlChill {
     })
 }
 
+extension KubectlChill {
+    /// Help as a kubectl user types it: `kubectl chill list`, not the binary's name `kubectl-chill list`.
+    static func asPlugin(_ help: String) -> String {
+        help.replacing("USAGE: kubectl-chill", with: "USAGE: kubectl chill")
+            .replacing("See 'kubectl-chill help <subcommand>' for detailed help.", with: "See 'kubectl chill <subcommand> --help' for detailed help.")
+    }
+}
+
+extension KubectlChill {
+    /// The top-level commands' own names (no aliases): what "did you mean" suggests.
+    static let commandNames: Set<String> = Set(configuration.subcommands.map { $0._commandName })
+}
+
 /// kubectl plugin exit codes: 0 success, 1 failure, 2 usage error. Errors are one line on stderr.
 @main
 enum Entry {
@@ -40,8 +53,15 @@ enum Entry {
 
     static func run(_ arguments: [String]) async -> Int32 {
         let console = Console.current
+        let arguments = GlobalFlags.hoisted(GlobalFlags.normalized(arguments), subcommands: KubectlChill.subcommandNames)
+        if let problem = UnknownCommand.problem(arguments, commands: KubectlChill.subcommandNames.union(["help"]), suggest: KubectlChill.commandNames) {
+            console.err("error: \(problem)")
+            return 2
+        }
+        // Usage errors point at the help of the command they are about.
+        let helpCommand = arguments.first.flatMap { KubectlChill.subcommandNames.contains($0) ? "kubectl chill \($0) --help" : nil } ?? "kubectl chill --help"
         do {
-            var command = try KubectlChill.parseAsRoot(GlobalFlags.hoisted(arguments, subcommands: KubectlChill.subcommandNames))
+            var command = try KubectlChill.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -54,11 +74,11 @@ enum Entry {
         } catch {
             let code = KubectlChill.exitCode(for: error)
             if code == .success {
-                console.out(KubectlChill.fullMessage(for: error))
+                console.out(KubectlChill.asPlugin(KubectlChill.fullMessage(for: error)))
                 return 0
             }
             if code == .validationFailure {
-                console.err("error: \(KubectlChill.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments") — see `kubectl chill --help`")
+                console.err("error: \(KubectlChill.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments") — see `\(helpCommand)`")
                 return 2
             }
             let message = KubectlChill.message(for: error)

@@ -99,9 +99,9 @@ import Testing
         #expect(run.code == 1)
         let lines = run.err.split(separator: "\n")
         #expect(lines.count == 1)
-        #expect(run.err.hasPrefix("error: timed out after 1s waiting for deployment.apps/chill-server in chill-system (0/1 ready: pod chill-server-"))
+        #expect(run.err.hasPrefix("error: timed out after 1s waiting for deployment.apps/chill-server in chill-system (0/1 ready, 0/1 updated available: pod chill-server-"))
         #expect(run.err.contains(" — the objects are applied; see `kubectl -n chill-system describe deployment chill-server`"))
-        #expect(run.outLines.contains { $0.hasSuffix(" waiting for deployment.apps/chill-server in chill-system: 0/1 ready") })
+        #expect(run.outLines.contains { $0.hasSuffix(" waiting for deployment.apps/chill-server in chill-system: 0/1 ready, 0/1 updated available") })
 
         // Once the pods are ready, running install again finishes the wait.
         await h.server.markPodsReady(namespace: "chill-system", deployment: "chill-server")
@@ -129,7 +129,7 @@ import Testing
         ]
         #expect(await h.server.handle("POST", "/apis/chill.dev/v1alpha1/vllmmodels", json: model).status == 201)
 
-        let run = await h.run(["uninstall", "--wait"])
+        let run = await h.run(["uninstall", "--wait", "--delete-models"])
         #expect(run.code == 0, "\(run.err)")
         #expect(run.applyLines == [
             "service \"chill\" deleted",
@@ -146,9 +146,10 @@ import Testing
         #expect(run.outLines.contains { $0.hasSuffix(" namespace/chill-system is gone") })
         for path in InstallPaths.all() { #expect(await h.get(path) == nil, "\(path)") }
 
+        // Once everything is gone there is no install to remove: exit 1, nothing deleted.
         let again = await h.run(["uninstall"])
-        #expect(again.code == 0)
-        #expect(again.outLines == ["chill is not installed in chill-system (nothing to delete)"])
+        #expect(again.code == 1)
+        #expect(again.err == "error: chill is not installed in namespace chill-system (nothing deleted) — chill is not installed in this cluster (install it with: kubectl chill install)\n")
     }
 
     @Test func uninstallKeepCrdsKeepsTheModels() async throws {
@@ -253,14 +254,14 @@ import Testing
         let run = await InstallRun.run(arguments)
         #expect(run.code == 2)
         #expect(run.out == "")
-        #expect(run.err == message + " — see `kubectl chill --help`\n")
+        #expect(run.err == message + " — see `kubectl chill \(arguments[0]) --help`\n")
     }
 
     @Test(arguments: [
-        ("install", ["--dry-run", "--wait <wait>", "--timeout <timeout>", "--image <image>", "--idle-timeout <idle-timeout>",
+        ("install", ["--dry-run", "--wait/--no-wait", "--force", "--timeout <timeout>", "--image <image>", "--idle-timeout <idle-timeout>",
                      "--wake-timeout <wake-timeout>", "--admin-token-secret <name>", "--api-key-secret <name>",
                      "--replicas <replicas>", "--kubeconfig <kubeconfig>", "-n, --namespace <namespace>", "kubectl chill install --dry-run"]),
-        ("uninstall", ["--keep-crds", "--wait", "--timeout <timeout>", "kubectl chill uninstall --keep-crds"]),
+        ("uninstall", ["--keep-crds", "--delete-models", "--dry-run", "--wait/--no-wait", "--timeout <timeout>", "kubectl chill uninstall --keep-crds"]),
         ("manifests", ["-n, --namespace <namespace>", "--idle-timeout <idle-timeout>", "kubectl chill manifests > chill.yaml"]),
     ])
     func helpShowsFlagsAndExamples(command: String, expected: [String]) async {

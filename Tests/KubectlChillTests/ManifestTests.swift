@@ -243,7 +243,7 @@ import Testing
                 "spec": ["replicas": .int(replicas), "selector": [:], "template": [:]],
                 "status": [
                     "observedGeneration": observed.map(JSONValue.int) ?? .null,
-                    "updatedReplicas": .int(updated), "readyReplicas": .int(ready),
+                    "replicas": .int(updated), "updatedReplicas": .int(updated), "readyReplicas": .int(ready), "availableReplicas": .int(ready),
                 ],
             ]
             return try value.decode()
@@ -252,8 +252,9 @@ import Testing
         #expect(Installer.rollout(try deployment(generation: 2, observed: 1, replicas: 1, updated: 1, ready: 1)) == (false, "1/1 ready, waiting for the controller"))
         #expect(Installer.rollout(try deployment(generation: 2, observed: nil, replicas: 1, updated: 0, ready: 0)).ready == false)
         #expect(Installer.rollout(try deployment(generation: 2, observed: 2, replicas: 2, updated: 1, ready: 2)) == (false, "2/2 ready, 1/2 updated"))
-        #expect(Installer.rollout(try deployment(generation: 2, observed: 2, replicas: 2, updated: 2, ready: 1)) == (true, "1/2 ready"))
-        #expect(Installer.rollout(try deployment(generation: 2, observed: 2, replicas: 1, updated: 1, ready: 0)) == (false, "0/1 ready"))
+        // As kubectl rollout status: every updated replica must be available.
+        #expect(Installer.rollout(try deployment(generation: 2, observed: 2, replicas: 2, updated: 2, ready: 1)) == (false, "1/2 ready, 1/2 updated available"))
+        #expect(Installer.rollout(try deployment(generation: 2, observed: 2, replicas: 1, updated: 1, ready: 0)) == (false, "0/1 ready, 0/1 updated available"))
     }
 
     @Test func summaries() {

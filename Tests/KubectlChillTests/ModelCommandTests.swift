@@ -62,7 +62,7 @@ import Testing
 
 @Suite struct ModelStatusTests {
     @Test func textAndJSONAreGolden() async throws {
-        let h = try await ModelHarness.start()
+        let h = try await ModelHarness.start(proxy: false)
         defer { Task { await h.stop() } }
         await h.seedProxy()
         await h.seedGoldenModels()
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func readsOnlyAndConcurrently() async throws {
-        let h = try await ModelHarness.start()
+        let h = try await ModelHarness.start(proxy: false)
         defer { Task { await h.stop() } }
         await h.seedGoldenModels()
         await h.server.clearRequests()
@@ -118,7 +118,7 @@ import Testing
     }
 
     @Test func proxyVersionFallsBackToTheImageTag() async throws {
-        let h = try await ModelHarness.start()
+        let h = try await ModelHarness.start(proxy: false)
         defer { Task { await h.stop() } }
         await h.seedProxy(version: nil, image: "ghcr.io/chill/chill-server:1.2.3")
         let run = await h.run(["status"])
@@ -435,7 +435,7 @@ import Testing
         await h.seedGoldenModels()
         let commands = await ModelRunNoCluster.run(["completion", "__kubectl", "s"])
         #expect(commands.out == "start\nstatus\nstop\nswitch\n:4\n")
-        let models = await ModelRunNoCluster.run(["completion", "__kubectl", "--kubeconfig", h.kubeconfigPath, "switch", "l"])
+        let models = await ModelRunNoCluster.run(["completion", "__kubectl", "--kubeconfig", h.kubeconfigPath, "--request-timeout", "60s", "switch", "l"])
         #expect(models.out == "llama\n:4\n")
         let shells = await ModelRunNoCluster.run(["completion", "__kubectl", "completion", ""])
         #expect(shells.out == "bash\nfish\nzsh\n:4\n")

@@ -14,7 +14,8 @@ struct ModelHarness {
     let directory: String
     let kubeconfigPath: String
 
-    static func start() async throws -> ModelHarness {
+    /// `proxy`: seed a ready chill-server Deployment (`switch` and `wait` refuse without one).
+    static func start(proxy: Bool = true) async throws -> ModelHarness {
         let server = try await KubeTestServer.start(namespaces: ["default", "kube-system", namespace])
         let crd = await server.handle("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json: VLLMModelCRD.definition())
         #expect(crd.status == 201, "creating the CRD: \(crd.text)")
@@ -22,7 +23,9 @@ struct ModelHarness {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/kubeconfig"
         try server.kubeconfig().write(toFile: path, atomically: true, encoding: .utf8)
-        return ModelHarness(server: server, directory: directory, kubeconfigPath: path)
+        let harness = ModelHarness(server: server, directory: directory, kubeconfigPath: path)
+        if proxy { await harness.seedProxy() }
+        return harness
     }
 
     func stop() async {

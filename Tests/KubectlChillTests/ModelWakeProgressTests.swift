@@ -130,7 +130,12 @@ import Testing
         #expect(wakeDuration(seconds: 42.4) == "42s")
         #expect(wakeDuration(seconds: 155) == "2m35s")
         #expect(wakeDuration(seconds: 180) == "3m")
-        #expect(wakeDuration(seconds: 3900) == "1h5m")
-        #expect(WakeWaiter.clockTime(ModelHarness.now) == "12:00:00Z")
+        // kubectl's HumanDuration: minutes up to 3h, then hours and minutes up to 8h, then days.
+        #expect(wakeDuration(seconds: 3900) == "65m")
+        #expect(wakeDuration(seconds: 5 * 3600 + 30 * 60) == "5h30m")
+        #expect(humanDuration(seconds: 52 * 3600) == "2d4h")
+        #expect(humanDuration(seconds: 30 * 86400) == "30d")
+        // Instants are RFC 3339, as in every other line chill prints.
+        #expect(WakeWaiter.clockTime(ModelHarness.now) == "2030-01-01T12:00:00Z")
     }
 }

@@ -19,13 +19,19 @@ public enum InstallManifests {
     public static let adminTokenKey = "token"
     public static let apiKeyKey = "api-key"
 
-    /// The labels every object carries.
-    public static func labels(component: String? = "proxy") -> [String: JSONValue] {
+    /// Names the install an object belongs to (its namespace), on every object, cluster-scoped ones
+    /// included: uninstall deletes only objects carrying its namespace here, and install finds an
+    /// existing install (one per cluster) through the ClusterRoleBinding's.
+    public static let installNamespaceLabel = "chill.dev/install-namespace"
+
+    /// The labels every object of the install in `namespace` carries.
+    public static func labels(namespace: String, component: String? = "proxy") -> [String: JSONValue] {
         var labels: [String: JSONValue] = [
             "app.kubernetes.io/name": "chill",
             "app.kubernetes.io/part-of": "chill",
             "app.kubernetes.io/version": .string(ChillVersion.current),
             "app.kubernetes.io/managed-by": .string(fieldManager),
+            installNamespaceLabel: .string(namespace),
         ]
         if let component { labels["app.kubernetes.io/component"] = .string(component) }
         return labels
@@ -41,12 +47,12 @@ public enum InstallManifests {
     /// ClusterRole, ClusterRoleBinding, Deployment, Service. Delete in the reverse order.
     public static func generate(_ options: InstallOptions = InstallOptions()) -> [JSONValue] {
         [
-            customResourceDefinition(),
+            customResourceDefinition(options),
             namespace(options),
             serviceAccount(options),
             role(options),
             roleBinding(options),
-            clusterRole(),
+            clusterRole(options),
             clusterRoleBinding(options),
             deployment(options),
             service(options),
@@ -69,28 +75,29 @@ public enum InstallManifests {
 
     // MARK: Objects
 
-    public static func customResourceDefinition() -> JSONValue {
+    public static func customResourceDefinition(_ o: InstallOptions = InstallOptions()) -> JSONValue {
         var crd = VLLMModelCRD.definition()
         var labels = crd[path: "metadata", "labels"]?.objectValue ?? [:]
-        labels.merge(self.labels(component: nil)) { _, new in new }
+        labels.merge(self.labels(namespace: o.namespace, component: nil)) { _, new in new }
         crd["metadata"]?["labels"] = .object(labels)
         return crd
     }
 
-    static func meta(_ name: String, namespace: String? = nil, component: String? = "proxy") -> JSONValue {
-        var meta: JSONValue = ["name": .string(name), "labels": .object(labels(component: component))]
-        if let namespace { meta["namespace"] = .string(namespace) }
+    /// Metadata of an object of the install `o`; `namespaced: false` for cluster-scoped objects.
+    static func meta(_ name: String, _ o: InstallOptions, namespaced: Bool = true, component: String? = "proxy") -> JSONValue {
+        var meta: JSONValue = ["name": .string(name), "labels": .object(labels(namespace: o.namespace, component: component))]
+        if namespaced { meta["namespace"] = .string(o.namespace) }
         return meta
     }
 
     public static func namespace(_ o: InstallOptions) -> JSONValue {
-        ["apiVersion": "v1", "kind": "Namespace", "metadata": meta(o.namespace, component: nil)]
+        ["apiVersion": "v1", "kind": "Namespace", "metadata": meta(o.namespace, o, namespaced: false, component: nil)]
     }
 
     public static func serviceAccount(_ o: InstallOptions) -> JSONValue {
         [
             "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": meta(serviceAccountName, namespace: o.namespace),
+            "metadata": meta(serviceAccountName, o),
             "automountServiceAccountToken": true,
         ]
     }
@@ -98,7 +105,7 @@ public enum InstallManifests {
     public static func role(_ o: InstallOptions) -> JSONValue {
         [
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": meta(rbacName, namespace: o.namespace),
+            "metadata": meta(rbacName, o),
             "rules": .array(ChillRBAC.namespaced.map(\.json)),
         ]
     }
@@ -110,16 +117,16 @@ public enum InstallManifests {
     public static func roleBinding(_ o: InstallOptions) -> JSONValue {
         [
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": meta(rbacName, namespace: o.namespace),
+            "metadata": meta(rbacName, o),
             "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(rbacName)],
             "subjects": subjects(o),
         ]
     }
 
-    public static func clusterRole() -> JSONValue {
+    public static func clusterRole(_ o: InstallOptions = InstallOptions()) -> JSONValue {
         [
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": meta(rbacName),
+            "metadata": meta(rbacName, o, namespaced: false),
             "rules": .array(ChillRBAC.cluster.map(\.json)),
         ]
     }
@@ -127,7 +134,7 @@ public enum InstallManifests {
     public static func clusterRoleBinding(_ o: InstallOptions) -> JSONValue {
         [
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": meta(rbacName),
+            "metadata": meta(rbacName, o, namespaced: false),
             "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": .string(rbacName)],
             "subjects": subjects(o),
         ]
@@ -188,11 +195,11 @@ public enum InstallManifests {
             // The root filesystem is read-only; Foundation and libcurl may want a scratch directory.
             "volumeMounts": [["name": "tmp", "mountPath": "/tmp"]],
         ]
-        var podLabels = labels()
+        var podLabels = labels(namespace: o.namespace)
         podLabels.merge(selector) { _, new in new }
         return [
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": meta(deploymentName, namespace: o.namespace),
+            "metadata": meta(deploymentName, o),
             "spec": [
                 "replicas": .int(o.replicas),
                 "revisionHistoryLimit": 3,
@@ -223,7 +230,7 @@ public enum InstallManifests {
     }
 
     public static func service(_ o: InstallOptions) -> JSONValue {
-        var metadata = meta(serviceName, namespace: o.namespace)
+        var metadata = meta(serviceName, o)
         metadata["annotations"] = [
             "prometheus.io/scrape": "true",
             "prometheus.io/port": .string(String(port)),

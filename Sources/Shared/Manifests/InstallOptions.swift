@@ -47,6 +47,9 @@ public struct InstallOptions: Sendable, Hashable {
         }
         if image.isEmpty || image.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
             problems.append("--image \"\(image)\" is not an image reference — use e.g. \(ChillVersion.defaultImage)")
+        } else if !VLLMModelCRD.isPinned(image: image) {
+            // As `kubectl chill create` refuses for vLLM: an unpinned image changes under a running install.
+            problems.append("--image \"\(image)\" is not pinned — use an explicit tag other than 'latest' (e.g. \(ChillVersion.defaultImage)) or an @sha256: digest")
         }
         for (flag, value) in [("idle-timeout", idleTimeout), ("wake-timeout", wakeTimeout)] {
             if !Self.isPositiveDuration(value) {

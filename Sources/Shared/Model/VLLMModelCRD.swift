@@ -62,7 +62,13 @@ public enum VLLMModelCRD {
         message: Messages.image
     ) { value in
         guard let s = value.stringValue else { return true }
-        return matches(digestImagePattern, s) || (matches(taggedImagePattern, s) && !s.hasSuffix(":latest"))
+        return isPinned(image: s)
+    }
+
+    /// A tag other than `latest`, or a digest: the rule for vLLM images, and (in `kubectl chill install`)
+    /// for chill-server's.
+    public static func isPinned(image s: String) -> Bool {
+        matches(digestImagePattern, s) || (matches(taggedImagePattern, s) && !s.hasSuffix(":latest"))
     }
 
     static let replicasRule = CRDSchema.Rule(

@@ -36,11 +36,11 @@ extension KubectlChill {
         var dryRun = false
 
         @Option(name: .shortAndLong, help: "With --dry-run: yaml (default) or json.")
-        var output: OutputFormat?
+        var output: StructuredFormat?
 
         func validate() throws {
             if (file == nil) == !fromCluster { throw ValidationError("give exactly one of -f FILE or --from-cluster") }
-            if let output, !output.isStructured { throw ValidationError("-o \(output.rawValue) is not supported here — use -o json or -o yaml") }
+            if let output, !dryRun { throw ValidationError("-o \(output.rawValue) needs --dry-run (import prints the models only when it creates nothing)") }
         }
 
         func run() async throws {

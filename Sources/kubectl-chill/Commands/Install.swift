@@ -11,13 +11,16 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Install chill in the cluster, or update it to this plugin's version.",
             discussion: """
-                Applies the VLLMModel CRD, the namespace, chill-server's ServiceAccount and least-privilege RBAC, its Deployment and its Service with server-side apply (field manager kubectl-chill), then waits until the CRD is established and chill-server is ready. Running it again changes nothing and says so: each object is reported created, configured or unchanged. Needs cluster-admin rights (it creates a CRD and a ClusterRole).
+                Applies the VLLMModel CRD, the namespace, chill-server's ServiceAccount and least-privilege RBAC, its Deployment and its Service with server-side apply (field manager kubectl-chill), then waits until the CRD is established and chill-server has rolled out as `kubectl rollout status` would say (every replica updated and available, the old ones gone), so an upgrade whose new pod cannot start is reported, not called ready. Running it again changes nothing and says so: each object is reported created, configured or unchanged. Needs cluster-admin rights (it creates a CRD and a ClusterRole).
+
+                A cluster has one install: chill-server controls every VLLMModel. When chill is installed in another namespace, install refuses and names it; --force moves it here (the cluster-scoped objects are re-pointed and the old namespace's chill-server is deleted; remove the rest with `kubectl chill uninstall -n OLD`). --image must be pinned: a tag other than latest, or a digest.
 
                 Examples:
                   kubectl chill install
                   kubectl chill install --idle-timeout 15m --admin-token-secret chill-admin
                   kubectl chill install --dry-run > chill.yaml
                   kubectl chill install --wait=false
+                  kubectl chill install -n ml --force
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -26,11 +29,14 @@ extension KubectlChill {
         @Flag(help: "Print the YAML that would be applied and change nothing.")
         var dryRun = false
 
-        @Option(help: "Wait for the CRD to be established and chill-server to be ready (--wait=false: return after applying).")
-        var wait: Bool = true
+        @Flag(inversion: .prefixedNo, help: "Wait for the CRD to be established and chill-server to roll out (--no-wait or --wait=false: return after applying).")
+        var wait = true
 
         @Option(help: "How long to wait for readiness, e.g. 5m.")
         var timeout: String = "5m"
+
+        @Flag(help: "Move the cluster's chill install to this namespace (its chill-server in the old namespace is deleted).")
+        var force = false
 
         func validate() throws {
             try flags.validate(namespace: global.namespace)
@@ -48,7 +54,15 @@ extension KubectlChill {
             }
             let timeout = try GoDuration.parse(timeout)
             try await global.withClient { client in
+                let previous = try await InstallLocator.installedNamespace(client)
+                let moving = previous.flatMap { $0 == options.namespace ? nil : $0 }
+                if let moving, !force {
+                    throw CLIError(
+                        "chill is already installed in namespace \(moving), and a cluster has one install (chill-server controls every VLLMModel)",
+                        hint: "upgrade it with: kubectl chill install -n \(moving), or move it to \(options.namespace) with --force")
+                }
                 let outcomes = try await Installer(client: client, options: options).apply()
+                if let moving { try await Installer(client: client, options: options).retireProxy(in: moving) }
                 let summary = Installer.summary(outcomes)
                 if wait {
                     try await Installer(client: client, options: options).waitUntilReady(timeout: timeout)
@@ -104,6 +118,15 @@ struct Installer {
         return outcomes
     }
 
+    /// After a move (`install --force`): the old namespace's chill-server, which lost its cluster RBAC
+    /// to the new install, is deleted so two controllers never act on the models.
+    func retireProxy(in old: String) async throws {
+        let api = client.untyped(InstallManifests.resourceType(of: InstallManifests.deployment(options))!, namespace: old)
+        guard let existing = try await api.getIfExists(InstallManifests.deploymentName), Self.isManaged(existing) else { return }
+        _ = try await api.delete(InstallManifests.deploymentName)
+        console.out("deployment.apps \"\(InstallManifests.deploymentName)\" deleted from \(old) (chill moved to \(options.namespace); remove the rest with: kubectl chill uninstall -n \(old))")
+    }
+
     static func isManaged(_ object: JSONValue) -> Bool {
         object[path: "metadata", "labels", "app.kubernetes.io/managed-by"]?.stringValue == InstallManifests.fieldManager
     }
@@ -154,19 +177,26 @@ struct Installer {
         }
     }
 
-    /// Ready when the controller has seen the current spec, the new template is rolled out to every
-    /// desired replica, and at least one replica is ready (kubectl rollout status, with readiness).
+    /// Rolled out as `kubectl rollout status` decides: the controller has seen the current spec, every
+    /// desired replica runs the new template, the old replicas are gone and the updated ones are available.
+    /// (An upgrade whose new pod cannot start is not ready while the old pod still serves.)
     static func rollout(_ deployment: Deployment) -> (ready: Bool, state: String) {
         let desired = deployment.spec?.replicas ?? 1
         let status = deployment.status
-        let readyCount = status?.readyReplicas ?? 0
-        let state = "\(readyCount)/\(desired) ready"
+        let state = "\(status?.readyReplicas ?? 0)/\(desired) ready"
         guard let observed = status?.observedGeneration, observed >= (deployment.metadata.generation ?? 0) else {
             return (false, state + ", waiting for the controller")
         }
+        if let stuck = status?.conditions?.first(where: { $0.type == "Progressing" && $0.reason == "ProgressDeadlineExceeded" }) {
+            return (false, state + ", " + (stuck.message ?? "progress deadline exceeded"))
+        }
         let updated = status?.updatedReplicas ?? 0
+        let total = status?.replicas ?? 0
+        let available = status?.availableReplicas ?? 0
         if updated < desired { return (false, state + ", \(updated)/\(desired) updated") }
-        return (readyCount >= min(1, desired), state)
+        if total > updated { return (false, state + ", \(total - updated) old replica\(total - updated == 1 ? "" : "s") pending termination") }
+        if available < updated { return (false, state + ", \(available)/\(updated) updated available") }
+        return (true, state)
     }
 
     /// Why chill-server's pods are not ready, from their status (image pull, crash loop, scheduling).

@@ -6,7 +6,7 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Print the YAML that `kubectl chill install` applies.",
             discussion: """
-                The same objects as `kubectl chill install --dry-run`, for GitOps or `kubectl apply --server-side -f -`. Nothing is sent to the cluster. Without flags the output is manifests/install.yaml.
+                The same objects as `kubectl chill install --dry-run`, for GitOps or `kubectl apply --server-side -f -`. Nothing is sent to the cluster. Without flags it prints the default install.
 
                 Examples:
                   kubectl chill manifests > chill.yaml

@@ -15,7 +15,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The model (VLLMModel name).")
+        @Argument(help: "The model (VLLMModel name).", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String
 
         func run() async throws {

@@ -13,27 +13,38 @@ extension KubectlChill {
             discussion: """
                 Reads the chill-server Deployment, the chill-state ConfigMap and the VLLMModels (three requests, sent at once; no watches), so it returns as fast as the API server answers.
 
+                With MODEL, the table and the savings are about that model only.
+
                 GPU-hours freed = Σ status.scaledDownSeconds × GPUs per replica / 3600, over all models. The last-24h figure is shown only when chill-server reports status.scaledDownSecondsLast24h for every model; otherwise it says it is not reported rather than guessing.
 
                 Examples:
                   kubectl chill status
+                  kubectl chill status qwen
                   kubectl chill status -n my-chill
                   kubectl chill status -o json
                 """)
 
         @OptionGroup var global: GlobalOptions
 
+        @Argument(help: "Only this model (VLLMModel name); default: every model.", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
+        var model: String?
+
         @Option(name: .shortAndLong, help: "Output format: table, json or yaml.")
-        var output: OutputFormat = .table
+        var output: ReportFormat = .table
 
         func run() async throws {
             let report = try await global.withClient { client in
                 async let proxy = client.api(Deployment.self).getIfExists(ChillContract.proxyDeployment)
                 async let state = ChillState.read(client)
                 async let models = Self.models(client)
-                return try await StatusReport(namespace: client.namespace, proxy: proxy, state: state, models: models, now: CLIClock.now)
+                var all = try await models
+                if let model {
+                    guard all.contains(where: { $0.0.name == model }) else { throw ModelLookup.unknown(model, known: all.map(\.0.name)) }
+                    all = all.filter { $0.0.name == model }
+                }
+                return try await StatusReport(namespace: client.namespace, proxy: proxy, state: state, models: all, now: CLIClock.now)
             }
-            if output.isStructured { printStructured(report.json, as: output) } else { Console.current.out(report.text) }
+            if output.format.isStructured { printStructured(report.json, as: output.format) } else { Console.current.out(report.text) }
         }
 
         /// Models with `status.scaledDownSecondsLast24h` (nil when chill-server has not written it).
@@ -132,7 +143,7 @@ struct StatusReport {
             for line in models {
                 let model = line.model
                 table.add([
-                    model.name, model.phase.rawValue, "\(model.readyReplicas)/\(model.status?.replicas ?? 0)",
+                    model.name, model.phaseText, "\(model.readyReplicas)/\(model.status?.replicas ?? 0)",
                     String(model.spec.effectiveGPUs), idleText(line), Self.hours(line.gpuHoursFreed),
                 ])
             }
@@ -150,7 +161,8 @@ struct StatusReport {
         if let idle = line.idleSeconds {
             return model.spec.scalesToZero ? "\(shortDuration(seconds: idle)) of \(timeout)" : "\(shortDuration(seconds: idle)) (min \(model.spec.effectiveMinReplicas) kept)"
         }
-        switch model.phase {
+        guard let phase = model.status?.phase else { return "-" }
+        switch phase {
         case .waking: return "waking"
         case .draining: return "draining"
         case .failed: return "failed: " + (model.status?.message ?? "see kubectl describe vllmmodel \(model.name)")
@@ -165,37 +177,39 @@ struct StatusReport {
         return "\(tenths / 10).\(tenths % 10)"
     }
 
+    /// Every key is always present; a value chill-server has not reported is null.
     var json: JSONValue {
-        var proxyJSON: JSONValue = ["deployment": .string(ChillContract.proxyDeployment), "found": .bool(proxy.found)]
-        if proxy.found {
-            proxyJSON["readyReplicas"] = .int(proxy.readyReplicas)
-            proxyJSON["replicas"] = .int(proxy.replicas)
-            if let version = proxy.version { proxyJSON["version"] = .string(version) }
-        }
-        var active: JSONValue = [:]
-        if let name = state.activeModel { active["name"] = .string(name) }
-        if let at = state.switchedAt { active["switchedAt"] = .string(RFC3339.format(at)) }
+        let proxyJSON: JSONValue = [
+            "deployment": .string(ChillContract.proxyDeployment), "found": .bool(proxy.found),
+            "readyReplicas": proxy.found ? .int(proxy.readyReplicas) : .null,
+            "replicas": proxy.found ? .int(proxy.replicas) : .null,
+            "version": proxy.version.map(JSONValue.string) ?? .null,
+        ]
+        let active: JSONValue = [
+            "name": state.activeModel.map(JSONValue.string) ?? .null,
+            "switchedAt": state.switchedAt.map { .string(RFC3339.format($0)) } ?? .null,
+        ]
         let modelsJSON: [JSONValue] = models.map { line in
             let model = line.model
-            var m: JSONValue = [
-                "name": .string(model.name), "modelName": .string(model.spec.modelName), "phase": .string(model.phase.rawValue),
+            return [
+                "name": .string(model.name), "modelName": .string(model.spec.modelName),
+                "phase": model.status?.phase.map { .string($0.rawValue) } ?? .null,
                 "readyReplicas": .int(model.readyReplicas), "replicas": .int(model.status?.replicas ?? 0),
                 "gpus": .int(model.spec.effectiveGPUs),
                 "idleTimeoutSeconds": .double(model.spec.effectiveIdleTimeout.chillSeconds),
                 "scaledDownSeconds": .double(model.status?.scaledDownSeconds ?? 0),
                 "gpuHoursFreed": .double(Self.round2(line.gpuHoursFreed)),
+                "idleSeconds": line.idleSeconds.map { .double($0.rounded()) } ?? .null,
+                "lastWakeSeconds": model.status?.lastWake?.seconds.map(JSONValue.double) ?? .null,
+                "gpuHoursFreedLast24h": line.gpuHoursFreedLast24h.map { .double(Self.round2($0)) } ?? .null,
+                "message": model.status?.message.map(JSONValue.string) ?? .null,
             ]
-            if let idle = line.idleSeconds { m["idleSeconds"] = .double(idle.rounded()) }
-            if let wake = model.status?.lastWake?.seconds { m["lastWakeSeconds"] = .double(wake) }
-            if let last24h = line.gpuHoursFreedLast24h { m["gpuHoursFreedLast24h"] = .double(Self.round2(last24h)) }
-            if let message = model.status?.message { m["message"] = .string(message) }
-            return m
         }
-        var savings: JSONValue = ["gpuHoursFreedSinceInstall": .double(Self.round2(gpuHoursFreed))]
-        if let last24h = gpuHoursFreedLast24h { savings["gpuHoursFreedLast24h"] = .double(Self.round2(last24h)) } else {
-            savings["gpuHoursFreedLast24h"] = .null
-            savings["last24hNote"] = .string(Self.last24hNotReported)
-        }
+        var savings: JSONValue = [
+            "gpuHoursFreedSinceInstall": .double(Self.round2(gpuHoursFreed)),
+            "gpuHoursFreedLast24h": gpuHoursFreedLast24h.map { .double(Self.round2($0)) } ?? .null,
+        ]
+        if gpuHoursFreedLast24h == nil { savings["last24hNote"] = .string(Self.last24hNotReported) }
         return [
             "namespace": .string(namespace), "proxy": proxyJSON, "activeModel": active,
             "models": .array(modelsJSON), "savings": savings,

@@ -15,7 +15,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The model (VLLMModel name).")
+        @Argument(help: "The model (VLLMModel name).", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String
 
         @Flag(help: "Do not wait for in-flight requests: they are cut.")

@@ -6,7 +6,7 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Make a model the active one (and optionally wait until it serves).",
             discussion: """
-                Records MODEL as the active model in the ConfigMap chill-state (server-side apply, field manager kubectl-chill), which survives proxy restarts; chill-server drains the previous model and wakes this one. With --wait, then behaves like `kubectl chill wait`.
+                Records MODEL as the active model in the ConfigMap chill-state (server-side apply, field manager kubectl-chill), which survives proxy restarts; chill-server drains the previous model and wakes this one. Refuses when chill is not installed in the namespace (no chill-server Deployment there). With --wait, then behaves like `kubectl chill wait`.
 
                 Examples:
                   kubectl chill switch qwen
@@ -15,7 +15,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The model to make active (VLLMModel name).")
+        @Argument(help: "The model to make active (VLLMModel name).", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String
 
         @Flag(help: "Wait until the model serves, showing the wake's phases.")
@@ -33,6 +33,7 @@ extension KubectlChill {
         func run() async throws {
             let now = CLIClock.now
             try await global.withClient { client in
+                try await ProxyCheck.requireInstalled(client, command: "switch \(model)")
                 async let state = ChillState.read(client)
                 _ = try await ModelLookup.get(model, client)
                 let previous = try await state.activeModel

@@ -6,12 +6,16 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Remove chill from the cluster.",
             discussion: """
-                Deletes what `kubectl chill install` created: chill-server's Service and Deployment, the chill-state ConfigMap (the active model), its RBAC and ServiceAccount, the namespace (only if chill created it; everything in it goes too, the models' vLLM Deployments included) and the VLLMModel CRD, which deletes every VLLMModel. With --keep-crds the CRD and the models stay, for a later install. Objects already gone are skipped, so it can be run again. No confirmation is asked.
+                Deletes what `kubectl chill install` created in the namespace: chill-server's Service and Deployment, the chill-state ConfigMap (the active model), its RBAC and ServiceAccount, the namespace (only if chill created it; everything in it goes too, the models' vLLM Deployments included) and the VLLMModel CRD, which deletes every VLLMModel.
+
+                Only objects labelled chill.dev/install-namespace=NAMESPACE are deleted. When chill is not installed in the namespace (a typo in -n), nothing is deleted: it exits 1 and names the namespace chill is installed in.
+
+                Deleting the CRD deletes every model, so when models exist it needs --delete-models, or a typed "yes" on a terminal; --keep-crds keeps the CRD and the models for a later install. --dry-run lists what would be deleted. Objects already gone are skipped, so a partial uninstall can be run again.
 
                 Examples:
-                  kubectl chill uninstall
+                  kubectl chill uninstall --dry-run
                   kubectl chill uninstall --keep-crds
-                  kubectl chill uninstall --wait
+                  kubectl chill uninstall --delete-models --wait
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -19,7 +23,13 @@ extension KubectlChill {
         @Flag(help: "Keep the VLLMModel CRD and every VLLMModel.")
         var keepCrds = false
 
-        @Flag(help: "Wait until the namespace is gone.")
+        @Flag(help: "Delete the VLLMModel CRD even though models exist (they are deleted with it).")
+        var deleteModels = false
+
+        @Flag(help: "List what would be deleted and change nothing.")
+        var dryRun = false
+
+        @Flag(inversion: .prefixedNo, help: "Wait until the namespace is gone.")
         var wait = false
 
         @Option(help: "How long --wait waits, e.g. 5m.")
@@ -32,6 +42,7 @@ extension KubectlChill {
             guard let t = try? GoDuration.parse(timeout), t > .zero else {
                 throw ValidationError("--timeout \"\(timeout)\" is not a positive duration — use e.g. 90s or 5m")
             }
+            if keepCrds && deleteModels { throw ValidationError("--keep-crds and --delete-models contradict each other — pass one of them") }
         }
 
         func run() async throws {
@@ -39,57 +50,59 @@ extension KubectlChill {
             let namespace = global.namespace
             let timeout = try GoDuration.parse(timeout)
             try await global.withClient { client in
+                let plan = try await UninstallPlan.make(namespace: namespace, client)
+                guard plan.isInstalled else {
+                    throw CLIError(
+                        "chill is not installed in namespace \(namespace) (nothing deleted)",
+                        hint: InstallLocator.elsewhereHint(plan.installedIn, command: "uninstall"))
+                }
+                if let models = plan.models, !models.isEmpty, !keepCrds, !deleteModels, !dryRun {
+                    try confirmDeletingModels(models)
+                }
+                let suffix = dryRun ? " (dry run)" : ""
                 var deleted = 0
                 var namespaceDeleted = false
-                for object in Self.objects(namespace: namespace) {
-                    guard let type = InstallManifests.resourceType(of: object), let name = object.objectName else { continue }
-                    let api = client.untyped(type, namespace: namespace)
-                    let kubectlName = Self.kubectlName(type, name)
-                    guard let existing = try await api.getIfExists(name) else { continue }
-                    var note = ""
-                    switch type.kind {
-                    case "CustomResourceDefinition":
-                        let models = (try? await client.api(VLLMModel.self).listAll().items.count) ?? 0
-                        if keepCrds {
-                            console.out("\(kubectlName) kept with its \(Self.plural(models, "VLLMModel")) (--keep-crds)")
-                            continue
+                for step in plan.steps {
+                    switch step.action {
+                    case .keep(let why):
+                        console.out("\(step.display) kept (\(why))")
+                        continue
+                    case .delete where step.isCRD && keepCrds:
+                        console.out("\(step.display) kept with its \(Self.plural(plan.models?.count ?? 0, "VLLMModel")) (--keep-crds)")
+                        continue
+                    case .delete:
+                        if !dryRun {
+                            do { try await step.api.delete(step.name) } catch let error as KubeError where error.isNotFound { continue }
                         }
-                        if models > 0 { note = " (with its \(Self.plural(models, "VLLMModel")))" }
-                    case "Namespace":
-                        guard Installer.isManaged(existing) else {
-                            console.out("\(kubectlName) kept (not created by chill)")
-                            continue
-                        }
-                    default: break
                     }
-                    do { try await api.delete(name) } catch let error as KubeError where error.isNotFound { continue }
-                    console.out("\(kubectlName) deleted\(note)")
+                    let note = step.isCRD && (plan.models?.count ?? 0) > 0 ? " (with its \(Self.plural(plan.models!.count, "VLLMModel")))" : ""
+                    console.out("\(step.display) deleted\(note)\(suffix)")
                     deleted += 1
-                    if type.kind == "Namespace" { namespaceDeleted = true }
+                    if step.kind == "Namespace" { namespaceDeleted = true }
+                }
+                if dryRun {
+                    console.out("chill would be uninstalled from \(namespace) (\(Self.plural(deleted, "object")) to delete; dry run, nothing changed)")
+                    return
                 }
                 if wait && namespaceDeleted {
                     try await waitForNamespace(client, namespace: namespace, timeout: timeout)
                 }
-                if deleted == 0 {
-                    console.out("chill is not installed in \(namespace) (nothing to delete)")
-                } else {
-                    console.out("chill is uninstalled from \(namespace) (\(Self.plural(deleted, "object")) deleted)")
-                }
+                console.out("chill is uninstalled from \(namespace) (\(Self.plural(deleted, "object")) deleted)")
             }
         }
 
-        /// What to delete, in order: the install's objects in reverse apply order, with the `chill-state`
-        /// ConfigMap (written by `switch` and chill-server, not by install) right after the proxy is gone:
-        /// a namespace chill did not create survives the uninstall, and a stale active model must not.
-        static func objects(namespace: String) -> [JSONValue] {
-            var objects = Array(InstallManifests.generate(InstallOptions(namespace: namespace)).reversed())
-            let state: JSONValue = [
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": ["name": .string(ChillContract.stateConfigMap), "namespace": .string(namespace)],
-            ]
-            let proxy = objects.firstIndex { $0["kind"] == "Deployment" } ?? 0
-            objects.insert(state, at: proxy + 1)
-            return objects
+        /// Deleting the CRD deletes every model: only after a typed "yes" on a terminal; else an error.
+        func confirmDeletingModels(_ models: [String]) throws {
+            let what = "the VLLMModel CRD and with it \(Self.plural(models.count, "VLLMModel")) (\(Self.names(models)))"
+            let answer = Console.current.ask("This deletes \(what). Type yes to go on: ")
+            if answer?.trimmingSpaces == "yes" { return }
+            throw CLIError(
+                "uninstall would delete \(what); nothing was deleted",
+                hint: "pass --delete-models to delete them, or --keep-crds to keep the CRD and the models")
+        }
+
+        static func names(_ models: [String]) -> String {
+            models.count <= 5 ? models.joined(separator: ", ") : models.prefix(5).joined(separator: ", ") + ", …"
         }
 
         /// Polls until the namespace (Terminating while its contents go) no longer exists.
@@ -116,12 +129,15 @@ extension KubectlChill {
             }
         }
 
-        /// `deployment.apps "chill-server"`, as kubectl delete prints it.
-        static func kubectlName(_ type: ResourceType, _ name: String) -> String {
-            let kind = type.kind.lowercased()
-            return (type.group.isEmpty ? kind : "\(kind).\(type.group)") + " \"\(name)\""
-        }
-
         static func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s.removeFirst() }
+        while s.last?.isWhitespace == true { s.removeLast() }
+        return String(s)
     }
 }

@@ -9,17 +9,20 @@ extension KubectlChill {
                 Examples:
                   kubectl chill version
                   kubectl chill version -o json
+                  kubectl chill version -o yaml
                 """)
 
-        @Option(name: .shortAndLong, help: "Output format: text or json.")
-        var output: OutputFormat = .text
+        @Option(name: .shortAndLong, help: "Output format: text, json or yaml.")
+        var output: Format = .text
 
-        enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+        enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, yaml }
 
         func run() async throws {
+            let value: JSONValue = ["clientVersion": .string(ChillVersion.current)]
             switch output {
             case .text: Console.current.out("kubectl-chill \(ChillVersion.current)")
-            case .json: Console.current.out(JSONValue.object(["clientVersion": .string(ChillVersion.current)]).jsonString(pretty: true))
+            case .json: printStructured(value, as: .json)
+            case .yaml: printStructured(value, as: .yaml)
             }
         }
     }

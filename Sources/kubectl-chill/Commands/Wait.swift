@@ -11,9 +11,9 @@ extension KubectlChill {
         static let configuration = CommandConfiguration(
             abstract: "Wake a model and wait until it serves, showing each phase with an ETA.",
             discussion: """
-                Requests a wake (annotation chill.dev/requested-state=awake), then follows the model, its pods and their events through watches: Pending → Scheduled → Pulling image → Starting → Loading model → Ready. Once a wake has been recorded, an ETA comes from the last one ("~35s left, last wake took 52s"). On a terminal the progress is one live line; otherwise one timestamped line (UTC) per phase change.
+                Requests a wake (annotation chill.dev/requested-state=awake), then follows the model, its pods and their events through watches: Pending → Scheduled → Pulling image → Starting → Loading model → Ready. Once a wake has been recorded, an ETA comes from the last one ("~35s left, last wake took 52s"). On a terminal the progress is one live line; otherwise one line per phase change, stamped with its RFC 3339 time (UTC).
 
-                Exits 0 when the model serves (status.phase Ready, readyReplicas >= 1), 1 when a pod fails (CrashLoopBackOff, ImagePullBackOff, ErrImagePull, …) or the timeout passes. MODEL defaults to the active model.
+                Elapsed time counts from this request, or from the start of a wake already under way. Exits 0 when the model serves (status.phase Ready, readyReplicas >= 1), 1 when a pod fails (CrashLoopBackOff, ImagePullBackOff, ErrImagePull, …), when chill-server acted on the request and the model is Failed, or when the timeout passes. It refuses at once when chill-server is not running in the namespace (no Deployment, or 0 ready replicas), since nothing would scale the model up. MODEL defaults to the active model.
 
                 Examples:
                   kubectl chill wait
@@ -23,7 +23,7 @@ extension KubectlChill {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The model (VLLMModel name); default: the active model.")
+        @Argument(help: "The model (VLLMModel name); default: the active model.", completion: .shellCommand(KubectlChill.Completion.modelNamesCommand))
         var model: String?
 
         @Option(help: "How long to wait, e.g. 90s or 10m.")
@@ -73,12 +73,22 @@ struct WakeWaiter {
             console.out("\"\(model)\" is ready (\(initial.readyReplicas) replica\(initial.readyReplicas == 1 ? "" : "s") serving).")
             return
         }
+        try await ProxyCheck.requireRunning(client, model: model, command: "wait \(model)")
         let requestedAt = CLIClock.now
         try await ModelIntent.request(ChillContract.requestedStateAwake, model: model, at: requestedAt, client)
-        let lastWake = initial.status?.lastWake?.seconds
-        // A wake already under way is timed from its start, so the ETA stays honest.
-        let wakeStart = (initial.phase == .waking ? initial.status?.lastWake?.started.flatMap(RFC3339.parse) : nil) ?? requestedAt
+        let record = initial.status?.lastWake
+        // A finished wake's length (seconds) feeds the ETA; a record without it is the wake under way.
+        let lastWake = record?.seconds
+        // Elapsed time counts from the wake under way (Waking, its record not finished), else from this
+        // request: never from an earlier wake.
+        let finished = record?.seconds != nil || record?.ready != nil
+        let underWayStart = initial.phase == .waking && !finished ? record?.started.flatMap(RFC3339.parse) : nil
+        let wakeStart = underWayStart.map { min($0, requestedAt) } ?? requestedAt
+        if initial.status?.phase == .failed {
+            console.out("\"\(model)\" is Failed (\(initial.status?.message ?? "no message")); asked chill-server to try again.")
+        }
         console.out("Waking \"\(model)\"" + (lastWake.map { " (last wake took \(wakeDuration(seconds: $0)))" } ?? "") + "…")
+        let requestStamp = RFC3339.parse(RFC3339.format(requestedAt)) ?? requestedAt
 
         let (updates, continuation) = AsyncStream<Update>.makeStream()
         let models = client.api(VLLMModel.self)
@@ -147,6 +157,8 @@ struct WakeWaiter {
                     case .deleted: current = nil
                     }
                     if let phase = current?.phase, phase != .failed { failureCounts = true }
+                    // chill-server acted on this request and the model is (still) Failed: that is the answer.
+                    if let handled = current?.status?.handledRequestAt.flatMap(RFC3339.parse), handled >= requestStamp { failureCounts = true }
                 case .pods(let event):
                     switch event {
                     case .listed(let items):
@@ -196,10 +208,6 @@ struct WakeWaiter {
         }
     }
 
-    /// `12:03:04Z`: the time of day, UTC.
-    static func clockTime(_ date: Date) -> String {
-        let text = RFC3339.format(date)
-        guard text.count >= 20 else { return text }
-        return String(text.dropFirst(11).prefix(8)) + "Z"
-    }
+    /// `2030-01-01T12:03:04Z`: an instant, RFC 3339 (UTC) like every other one chill prints.
+    static func clockTime(_ date: Date) -> String { RFC3339.format(date) }
 }

@@ -13,21 +13,41 @@ final class Console: Sendable {
     }
 
     private let captured: Capture?
+    /// What a capturing console answers to `ask`, in order.
+    private let answers: Mutex<[String]>
     let isTerminal: Bool
+    /// A person can answer a question: stdin and stderr are TTYs (a capturing console: when "terminal").
+    let isInteractive: Bool
     let colorEnabled: Bool
 
     /// The process's own stdout/stderr. Colour and progress only on a TTY, never with NO_COLOR.
     init() {
         captured = nil
+        answers = Mutex([])
         isTerminal = isatty(1) != 0
+        isInteractive = isatty(0) != 0 && isatty(2) != 0
         colorEnabled = isTerminal && getenv("NO_COLOR") == nil
     }
 
-    /// A console that records what is written, for tests.
-    init(capturing: Void, isTerminal: Bool = false) {
+    /// A console that records what is written, for tests; `answers` are what a person types to `ask`.
+    init(capturing: Void, isTerminal: Bool = false, answers: [String] = []) {
         captured = Capture()
+        self.answers = Mutex(answers)
         self.isTerminal = isTerminal
+        isInteractive = isTerminal
         colorEnabled = false
+    }
+
+    /// Asks on stderr and reads one line from stdin; nil when no one can answer (not interactive, EOF).
+    func ask(_ prompt: String) -> String? {
+        guard isInteractive else { return nil }
+        err(prompt, terminator: "")
+        if captured != nil {
+            let answer = answers.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            err(answer ?? "")
+            return answer
+        }
+        return readLine()
     }
 
     func out(_ text: String, terminator: String = "\n") {

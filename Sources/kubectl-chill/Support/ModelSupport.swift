@@ -15,9 +15,9 @@ enum CLIClock {
 /// Model lookups shared by the model commands, with the one-line errors they print.
 enum ModelLookup {
     /// Every VLLMModel, sorted by name. A cluster without the CRD is an error that says to install chill.
-    static func all(_ client: KubeClient) async throws -> [VLLMModel] {
+    static func all(_ client: KubeClient, labelSelector: String? = nil) async throws -> [VLLMModel] {
         do {
-            return try await client.api(VLLMModel.self).listAll().items.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
+            return try await client.api(VLLMModel.self).listAll(ListOptions(labelSelector: labelSelector)).items.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
         } catch let error as KubeError where error.isNotFound {
             throw notInstalled
         }
@@ -69,6 +69,11 @@ struct ChillState: Sendable, Equatable {
         return ChillState(activeModel: active, switchedAt: map.data?[ChillContract.switchedAtKey].flatMap(RFC3339.parse))
     }
 
+    /// The state, or nil when the user may not read ConfigMaps in the namespace (403): `list` still works.
+    static func readIfAllowed(_ client: KubeClient) async throws -> ChillState? {
+        do { return try await read(client) } catch let error as KubeError where error.code == 403 { return nil }
+    }
+
     /// Server-side apply of `data.activeModel` and `data.switchedAt` (field manager `kubectl-chill`).
     static func apply(activeModel: String, at date: Date, _ client: KubeClient) async throws {
         let object: JSONValue = [
@@ -94,6 +99,9 @@ struct ChillState: Sendable, Equatable {
 extension VLLMModel {
     var name: String { metadata.name ?? "" }
     var readyReplicas: Int { status?.readyReplicas ?? 0 }
+    /// `status.phase` as printed: `Unknown` before chill-server has written a status (not ScaledDown,
+    /// which would claim it did).
+    var phaseText: String { status?.phase?.rawValue ?? "Unknown" }
     /// Serving: phase Ready with at least one ready replica (what `wait` waits for).
     var isServing: Bool { phase == .ready && readyReplicas >= 1 }
 
@@ -111,13 +119,8 @@ extension VLLMModel {
     }
 }
 
-/// `42s`, `2m5s`, `1h3m`: a wake's length, exact to the second.
-func wakeDuration(seconds: Double) -> String {
-    let s = Int(max(0, seconds).rounded())
-    if s < 120 { return "\(s)s" }
-    if s < 3600 { return s % 60 == 0 ? "\(s / 60)m" : "\(s / 60)m\(s % 60)s" }
-    return (s % 3600) / 60 == 0 ? "\(s / 3600)h" : "\(s / 3600)h\((s % 3600) / 60)m"
-}
+/// A wake's length, to the nearest second, in kubectl's duration format (`42s`, `2m35s`, `12m`).
+func wakeDuration(seconds: Double) -> String { humanDuration(seconds: max(0, seconds).rounded()) }
 
 /// `--output` for commands that print models: the table forms and json/yaml.
 extension OutputFormat {
@@ -127,8 +130,8 @@ extension OutputFormat {
 /// Prints one structured value (not a List) as JSON or YAML.
 func printStructured(_ value: JSONValue, as format: OutputFormat) {
     switch format {
-    case .json: Console.current.out(value.jsonString(pretty: true))
-    case .yaml: Console.current.out(YAML.encode(value), terminator: "")
+    case .json: Console.current.out(KubectlJSON.format(value))
+    case .yaml: Console.current.out(YAML.encode(value.wholeNumbersAsIntegers), terminator: "")
     case .table, .wide: break
     }
 }

@@ -7,8 +7,12 @@ struct Table {
 
     mutating func add(_ row: [String]) { rows.append(row) }
 
-    var rendered: String {
-        let all = [headers] + rows
+    var rendered: String { render(withHeaders: true) }
+    /// `--no-headers`: the rows, aligned as they would be under the headers.
+    var renderedRows: String { render(withHeaders: false) }
+
+    func render(withHeaders: Bool) -> String {
+        let all = withHeaders ? [headers] + rows : rows
         var widths = [Int](repeating: 0, count: headers.count)
         for row in all { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
         return all.map { row in
@@ -27,11 +31,5 @@ extension String {
     }
 }
 
-/// `45s`, `12m`, `3h`, `2d`: kubectl's short ages.
-func shortDuration(seconds: Double) -> String {
-    let s = Int(max(0, seconds))
-    if s < 120 { return "\(s)s" }
-    if s < 60 * 60 { return "\(s / 60)m" }
-    if s < 48 * 3600 { return "\(s / 3600)h" }
-    return "\(s / 86400)d"
-}
+/// An age (time since something), as kubectl's AGE column prints it.
+func shortDuration(seconds: Double) -> String { humanDuration(seconds: seconds) }
