@@ -83,7 +83,9 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func cancellingAWatchConsumerAbortsTheStream() async throws {
-        let server = try await KubeTestServer.start()
+        // HTTP/1.1: the server sees the connection close. (Over HTTP/2 the test API server does not
+        // observe the stream reset of a removed transfer with Debian's libcurl 7.88: not verified.)
+        let server = try await KubeTestServer.start(http2: false)
         defer { Task { try? await server.shutdown() } }
         let client = KubeClientTests.adminClient(server)
         let body = try await client.stream(HTTPRequest(method: "GET", path: "/api/v1/namespaces/default/configmaps?watch=1"), timeout: nil)
