@@ -527,9 +527,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context else { return }
         let keepAlive = request.keepAlive && !env.shutdown.isSet
         let closeAfter = !keepAlive || !request.requestEnded
-        context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
-            if closeAfter { self?.context?.close(promise: nil) }
-        }
         if recordMetrics {
             if let metrics = request.model?.proxy.metrics {
                 metrics.recordRequest(code: request.responseStatus, duration: .nanoseconds((NIODeadline.now() - request.start).nanoseconds))
@@ -538,9 +535,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         }
         endRequest()
-        if case .discarding = state, !request.requestEnded { return }  // the rest of the body is dropped, then we close
-        state = .idle
-        armIdleTimer()
+        // Unless the rest of the body is to be dropped (then we close), ready for the next request.
+        if case .discarding = state, !request.requestEnded {} else {
+            state = .idle
+            armIdleTimer()
+        }
+        // Last, with this request's bookkeeping done: writing the end makes NIO's pipelining handler
+        // deliver a pipelined next request at once, re-entering this handler.
+        context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
+            if closeAfter { self?.context?.close(promise: nil) }
+        }
     }
 
     /// The request is over (answered, failed or abandoned): leave the in-flight count once.

@@ -172,6 +172,31 @@ import Testing
         }
     }
 
+    /// Requests relayed to vLLM, pipelined in one burst with chill's own: each is answered, in order
+    /// (NIO's pipelining handler hands the next request over while the previous response's end is
+    /// written; this once left the second one hanging).
+    @Test(.timeLimit(.minutes(1)))
+    func pipelinedProxiedRequestsAreAnsweredInOrder() async throws {
+        try await BadInput.withChill { chill in
+            let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(warm.status == 200)
+            let chat = E2E.chat()
+            let post = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
+            let burst = post + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post + post
+            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
+                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
+                defer { connection.close() }
+                try connection.sendRaw(Self.bytes(burst))
+                return try (0..<4).map { _ in try connection.readResponse() }
+            }
+            #expect(responses.map(\.status) == [200, 200, 200, 200])
+            #expect(try responses[0].json()["object"] as? String == "chat.completion")
+            #expect(try responses[1].json()["status"] as? String == "ok")
+            #expect(try responses[3].json()["object"] as? String == "chat.completion")
+            try await chill.waitForNothingInFlight()
+        }
+    }
+
     /// A chunked body that never ends, held (cold model) and then relayed (warm): the client walking
     /// away frees the hold, the in-flight slot and the held bytes.
     @Test(.timeLimit(.minutes(1)))
