@@ -60,7 +60,7 @@ final class UpstreamPool: @unchecked Sendable {
         let handler = UpstreamHandler()
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Request heads are parsed client requests plus X-Forwarded-*, and the API key (checked at start).

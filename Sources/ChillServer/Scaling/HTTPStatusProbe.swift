@@ -23,7 +23,7 @@ enum HTTPStatusProbe {
         let deadline = loop.scheduleTask(in: budget) { promise.fail(Unreachable(description: "timed out")) }
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(budget)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
