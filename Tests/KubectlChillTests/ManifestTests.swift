@@ -193,11 +193,12 @@ import Testing
     @Test func optionsReachThePodSpec() throws {
         let options = InstallOptions(
             image: "registry.example/chill:dev", idleTimeout: "15m", wakeTimeout: "20m",
-            adminTokenSecret: "chill-admin", apiKeySecret: "vllm-key", replicas: 2)
+            adminTokenSecret: "chill-admin", apiKeySecret: "vllm-key", replicas: 1)
         #expect(options.problems() == [])
         let deployment = try Self.object("Deployment", options)
         let c = try #require(deployment[path: "spec", "template", "spec", "containers"]?.arrayValue?.first)
-        #expect(deployment[path: "spec", "replicas"] == 2)
+        #expect(deployment[path: "spec", "replicas"] == 1)
+        #expect(deployment[path: "spec", "strategy", "type"] == "Recreate", "never two controllers during an upgrade")
         #expect(c["image"] == "registry.example/chill:dev")
         #expect(c["env"] == [
             ["name": "PORT", "value": "8080"],
@@ -227,7 +228,7 @@ import Testing
         #expect(InstallOptions().problems() == [])
         #expect(InstallOptions(idleTimeout: "0s").problems() == ["--idle-timeout \"0s\" is not a positive duration — use e.g. 30s, 5m or 1h30m"])
         #expect(InstallOptions(image: "").problems().count == 1)
-        #expect(InstallOptions(replicas: 11).problems() == ["--replicas 11 is out of range 1...10"])
+        #expect(InstallOptions(replicas: 2).problems() == ["--replicas 2: only 1 is supported until chill-server has leader election (each replica would run its own controller)"])
         #expect(InstallOptions.isDNSSubdomain("chill-admin.v1"))
         #expect(!InstallOptions.isDNSSubdomain("chill..admin"))
         #expect(!InstallOptions.isDNSLabel("-x"))

@@ -55,13 +55,14 @@ import Testing
         let h = try await InstallHarness.start()
         defer { Task { await h.stop() } }
         #expect(await h.run(["install"]).code == 0)
-        // The new image cannot be pulled; the old pod keeps serving (1 replica, maxUnavailable rounds to 0).
+        // The new image cannot be pulled. The Deployment is Recreate (no leader election: never two
+        // controllers), so the old pod is gone and the new one is stuck.
         h.server.simulator.setFailure(.imagePullBackOff(), namespace: "chill-system", deployment: "chill-server")
 
         let run = await h.run(["install", "--image", "ghcr.io/chill-dev/chill-server:0.2.0", "--timeout", "1s"])
         #expect(run.code == 1)
         #expect(run.err.split(separator: "\n").count == 1)
-        #expect(run.err.hasPrefix("error: timed out after 1s waiting for deployment.apps/chill-server in chill-system (1/1 ready, 1 old replica pending termination: pod chill-server-"), "\(run.err)")
+        #expect(run.err.hasPrefix("error: timed out after 1s waiting for deployment.apps/chill-server in chill-system (0/1 ready, 0/1 updated available: pod chill-server-"), "\(run.err)")
         #expect(run.err.contains(": ImagePullBackOff"), "\(run.err)")
         #expect(!run.outLines.contains { $0.hasSuffix("ready (1/1 ready)") })
     }

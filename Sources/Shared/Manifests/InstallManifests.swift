@@ -202,6 +202,9 @@ public enum InstallManifests {
             "metadata": meta(deploymentName, o),
             "spec": [
                 "replicas": .int(o.replicas),
+                // No leader election yet: an upgrade stops the old controller before the new one starts,
+                // never two at once (the cost: the proxy is down for the new pod's start-up).
+                "strategy": ["type": "Recreate"],
                 "revisionHistoryLimit": 3,
                 "selector": ["matchLabels": .object(selector)],
                 "template": [

@@ -61,8 +61,9 @@ public struct InstallOptions: Sendable, Hashable {
                 problems.append("--\(flag) \"\(value)\" is not a valid Secret name — use lower-case letters, digits, '-' and '.'")
             }
         }
-        if replicas < 1 || replicas > 10 {
-            problems.append("--replicas \(replicas) is out of range 1...10")
+        if replicas != 1 {
+            // Each replica would run the controller: without leader election they would fight.
+            problems.append("--replicas \(replicas): only 1 is supported until chill-server has leader election (each replica would run its own controller)")
         }
         return problems
     }

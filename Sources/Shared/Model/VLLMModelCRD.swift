@@ -144,8 +144,8 @@ public enum VLLMModelCRD {
             // Scaling.
             F("idleTimeout", .string("Scale down after this long without requests (Go duration). Unset: the install's idle timeout (chill-server's IDLE_TIMEOUT, 5m by default).", maxLength: 64, rules: [durationRule("idleTimeout", message: Messages.idleTimeout)])),
             F("wakeTimeout", .string("How long a wake may take before it is failed and held requests get an error (Go duration). Unset: the install's wake timeout (chill-server's WAKE_TIMEOUT, 10m by default).", maxLength: 64, rules: [durationRule("wakeTimeout", message: Messages.wakeTimeout)])),
-            F("minReplicas", .integer("Replicas kept while idle; 0 scales to zero.", default: VLLMModelSpec.Defaults.minReplicas, minimum: 0, maximum: 1000)),
-            F("maxReplicas", .integer("Replicas at most.", default: VLLMModelSpec.Defaults.maxReplicas, minimum: 1, maximum: 1000)),
+            F("minReplicas", .integer("Replicas kept while idle. Not yet acted on: chill-server scales between 0 and 1 today.", default: VLLMModelSpec.Defaults.minReplicas, minimum: 0, maximum: 1000)),
+            F("maxReplicas", .integer("Replicas at most. Not yet acted on: one replica today.", default: VLLMModelSpec.Defaults.maxReplicas, minimum: 1, maximum: 1000)),
         ],
         rules: [replicasRule, gpusRule])
 

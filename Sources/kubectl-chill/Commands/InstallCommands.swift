@@ -29,7 +29,7 @@ struct InstallFlags: ParsableArguments {
         valueName: "name"))
     var apiKeySecret: String?
 
-    @Option(help: "chill-server replicas (1-10).")
+    @Option(help: "chill-server replicas: only 1 until leader election exists.")
     var replicas: Int = 1
 
     func options(namespace: String) -> InstallOptions {
