@@ -78,6 +78,8 @@ public final class KubeTestServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                // An outage: the connection is closed as soon as it is accepted.
+                if connections.isDown { return channel.close() }
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -180,6 +182,12 @@ public final class KubeTestServer: Sendable {
         await store.dropWatches()
         connections.closeAll()
     }
+    /// An outage: while unreachable, every connection is dropped and new ones are closed at once
+    /// (the cluster itself goes on: pods keep running, controllers keep reconciling).
+    public func setReachable(_ reachable: Bool) async {
+        connections.isDown = !reachable
+        if !reachable { await dropConnections() }
+    }
     public func sendBookmarks() async { await store.sendBookmarks() }
     /// Moves a `.manual` clock forward and runs time-based simulation (pods becoming Ready, …).
     public func advance(by d: Duration) async { await store.advance(by: d) }
@@ -261,6 +269,12 @@ public struct KubeWatch: Sendable {
 final class ConnectionRegistry: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let acceptedCount = Mutex(0)
+    private let down = Mutex(false)
+
+    var isDown: Bool {
+        get { down.withLock { $0 } }
+        set { down.withLock { $0 = newValue } }
+    }
 
     var accepted: Int { acceptedCount.withLock { $0 } }
 

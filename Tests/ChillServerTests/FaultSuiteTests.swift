@@ -5,18 +5,6 @@ import Testing
 /// Faults through the real state machine, the test API server and vllm-sim: what a client sees must
 /// be a 200 or an explicit error, never a lost request or a 502.
 @Suite struct FaultSuiteTests {
-    /// SplitMix64: the same arrivals on every run.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     struct Outcome: Sendable {
         var status: Int?  // nil: the request got no HTTP answer (lost)
         var detail: String
@@ -34,7 +22,7 @@ import Testing
         var outcomes: [Outcome] = []
         do {
             try await ControllerEndToEndTests.waitUntilReady(chill)
-            var random = SeededRandom(state: 2026)
+            var random = SplitMix64(seed: 2026)  // the same arrivals on every run
             let body = ControllerEndToEndTests.chat("alpha")
             for _ in 0..<70 {
                 let pause = Int.random(in: 150...450, using: &random)
@@ -75,6 +63,41 @@ import Testing
         }
         await chill.stop()
         Task { await kube.stop() }
+    }
+
+    /// The API server is unreachable for 60 s: requests to the running model go on (no Kubernetes call
+    /// sits on the warm path), chill-server stays up, and afterwards it recovers without a restart — a
+    /// switch to the other model (writes, watches, status) works.
+    @Test(.timeLimit(.minutes(3)))
+    func anAPIServerOutageOf60sLeavesWarmTrafficAloneAndChillRecovers() async throws {
+        try await ControllerEndToEndTests.withCluster { c in
+            let first = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"))
+            #expect(first.status == 200, "\(first)")
+            try await c.waitForPhase("alpha", "Ready")
+
+            await c.kube.server.setReachable(false)
+            let clock = ContinuousClock()
+            let end = clock.now.advanced(by: .seconds(60))
+            var served = 0
+            while clock.now < end {
+                let r = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"), timeout: 30)
+                #expect(r.status == 200, "during the outage: \(r)")
+                served += 1
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(served > 100)
+            #expect(try await c.chill.request("GET", "/health").status == 200)
+            await c.kube.server.setReachable(true)
+
+            // Recovery: a switch needs the API server (chill-state, both Deployments, status).
+            let beta = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("beta"), timeout: 60)
+            #expect(beta.status == 200, "after the outage: \(beta)")
+            try await c.waitForPhase("beta", "Ready", timeout: .seconds(30))
+            try await E2EWait.until("chill-state names beta", timeout: .seconds(30)) {
+                let active = await c.activeModel()
+                return (active == "beta", active ?? "none")
+            }
+        }
     }
 
     /// The backend dies mid-stream: the client's stream ends without its terminating chunk (an error,
