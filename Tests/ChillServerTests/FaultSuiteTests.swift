@@ -100,6 +100,48 @@ import Testing
         }
     }
 
+    /// chill-server restarted in the middle of a wake: the held request is answered at the shutdown
+    /// (503, retry), the wake itself is not lost — the new chill-server finds the Deployment scaled up,
+    /// follows it as a wake (no second scale-up), and serves once the pod is ready.
+    @Test(.timeLimit(.minutes(2)))
+    func aRestartMidWakeKeepsTheWakeGoing() async throws {
+        let kube = try await E2EKube.start(autoReady: false)
+        let sim = try await VLLMSim.launch(args: ["--served-model-name", "alpha", "--quiet"])
+        defer { sim.kill() }
+        try await kube.createModel("alpha", port: sim.port, extra: ["idleTimeout": "10m", "wakeTimeout": "60s"])
+        var chill = try await E2EChill.start(kube.chillArguments())
+        do {
+            try await ControllerEndToEndTests.waitUntilReady(chill)
+            let held = Task { [chill] in try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"), timeout: 60) }
+            try await kube.waitForReplicas(1, model: "alpha")
+            await chill.stop()
+            let answer = try await held.value
+            #expect(answer.status == 503 && answer.header("retry-after") != nil, "\(answer)")
+            let scaleUps = await kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count
+
+            chill = try await E2EChill.start(kube.chillArguments())
+            try await ControllerEndToEndTests.waitUntilReady(chill)
+            try await E2EWait.until("the new chill-server follows the wake", timeout: .seconds(20)) { [chill] in
+                let stats = try? await chill.request("GET", "/proxy/stats?model=alpha").json()
+                // Waking, or already Ready: chill probes the pod's /health itself, ahead of its readiness.
+                let state = stats?["state"] as? String
+                return (state == "Waking" || state == "Ready", "\(stats ?? [:])")
+            }
+            let waiting = Task { [chill] in try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"), timeout: 60) }
+            await kube.markReady(model: "alpha")
+            let served = try await waiting.value
+            #expect(served.status == 200, "\(served)")
+            #expect(await kube.replicas(model: "alpha") == 1)
+            #expect(await kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count == scaleUps, "no second scale-up")
+        } catch {
+            await chill.stop()
+            Task { await kube.stop() }
+            throw error
+        }
+        await chill.stop()
+        Task { await kube.stop() }
+    }
+
     /// The backend dies mid-stream: the client's stream ends without its terminating chunk (an error,
     /// not a silently truncated 200), and the next request wakes the model again and succeeds.
     @Test(.timeLimit(.minutes(1)))
