@@ -51,15 +51,16 @@ struct HealthProbe: Sendable {
 
 /// How often a backend probes `/health`, and how many failures in a row make a ready backend unready.
 struct HealthProbePolicy: Sendable, Equatable {
-    /// While waking (something exists but `/health` hasn't answered 200 yet). At most 250 ms.
-    var wakingInterval: Duration = .milliseconds(200)
+    /// While waking (something exists but `/health` hasn't answered 200 yet): the wake is noticed
+    /// within this (a refused connection or a 503 costs the probe next to nothing).
+    var wakingInterval: Duration = .milliseconds(50)
     /// Once healthy: often enough to notice a dead engine.
     var readyInterval: Duration = .seconds(3)
     /// Failed probes in a row before a healthy backend counts as unhealthy (one slow `/health` under
     /// load must not take the model out of service). Re-probes happen at `wakingInterval`.
     var failureThreshold = 3
 
-    init(wakingInterval: Duration = .milliseconds(200), readyInterval: Duration = .seconds(3), failureThreshold: Int = 3) {
+    init(wakingInterval: Duration = .milliseconds(50), readyInterval: Duration = .seconds(3), failureThreshold: Int = 3) {
         self.wakingInterval = wakingInterval
         self.readyInterval = readyInterval
         self.failureThreshold = max(1, failureThreshold)
