@@ -266,8 +266,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             parts.append(.byteBuffer(body))
             state = .waiting(head: head, parts: parts, ended: ended)
         case .streaming(let upstream):
+            // The same bound as for buffered bodies: a warm model's body is streamed, not unlimited.
+            request.bufferedBytes += body.readableBytes
+            guard request.bufferedBytes <= env.maxBodySize else { return bodyTooLargeWhileRelaying(upstream) }
             if request.replay != nil {
-                request.bufferedBytes += body.readableBytes
                 if request.bufferedBytes <= 64 * 1024 { request.replay?.1.append(.byteBuffer(body)) } else { request.replay = nil }
             }
             upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
@@ -292,6 +294,22 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             if !inClientRead { upstream.channel.flush() }
         case .idle, .discarding:
             break
+        }
+    }
+
+    /// Past `--max-body-size` while relaying: the backend's request is cut (its connection closed), and
+    /// the client gets 413 if nothing of the response was sent yet, else the connection closes.
+    private func bodyTooLargeWhileRelaying(_ upstream: UpstreamConnection) {
+        upstream.handler.delegate = nil
+        upstream.channel.close(promise: nil)
+        setUpstreamWritable(true)
+        responseDeadline = nil
+        if request.responseStarted {
+            state = .discarding
+            endRequest()
+            context?.close(promise: nil)
+        } else {
+            respond(OpenAIError.bodyTooLarge(limit: env.maxBodySize))
         }
     }
 

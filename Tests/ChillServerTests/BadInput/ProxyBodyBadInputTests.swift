@@ -110,4 +110,25 @@ import Testing
             #expect(try await chill.state() == "ScaledDown")
         }
     }
+
+    /// The same bound while the body streams to a warm model that `model` already picked.
+    @Test(.timeLimit(.minutes(1)))
+    func aBodyRelayedToAWarmModelIsBoundedToo() async throws {
+        try await BadInput.withChill(extra: ["--max-body-size", "1048576"]) { chill in
+            let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(warm.status == 200)
+            let r = try await E2EHTTP.onThread { () throws -> E2EHTTP.Response in
+                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 20)
+                defer { connection.close() }
+                try connection.sendRaw(Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(1 << 30)\r\n\r\n{\"model\":\"\(E2E.model)\",\"messages\":[".utf8))
+                let chunk = [UInt8](repeating: UInt8(ascii: " "), count: 64 * 1024)
+                for _ in 0..<17 { try connection.sendRaw(chunk) }
+                return try connection.readResponse()
+            }
+            try BadInput.expectError(r, status: 413, type: "invalid_request_error", code: "request_too_large",
+                                     messageContains: "request body exceeds 1048576 bytes (--max-body-size)")
+            try await chill.waitForNothingInFlight()
+            #expect(try await chill.request("POST", "/v1/chat/completions", body: E2E.chat()).status == 200, "the model still serves")
+        }
+    }
 }
