@@ -8,7 +8,7 @@ the rounds. Besides wrk's req/s and latency, it reads the proxy's CPU time (utim
 /proc/PID/stat, all nginx processes summed) over each measured run and divides by the requests
 served: the steadiest figure on shared machines.
 """
-import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, resource, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ENV = os.environ
 BIN = sys.argv[1]
@@ -21,6 +21,7 @@ WARMUP = ENV.get("WARMUP", "2s")
 STREAM_TOKENS = int(ENV.get("STREAM_TOKENS", "16"))
 CASES = ENV.get("CASES", "chat stream chat-1c").split()
 MODEL = "bench"
+IDLE_CONNECTIONS = int(ENV.get("IDLE_CONNECTIONS", "10000"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -127,7 +128,29 @@ def wrk(port, script, threads, connections, duration, latency=True):
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
 
 
+def idle_connections_rss(chill, port, count):
+    """chill-server's RSS while `count` client connections sit idle on it (each sent one request)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            sockets.append(s)
+        for s in sockets:
+            s.recv(4096)  # the answer; the connection stays open (keep-alive)
+        time.sleep(1)
+        return rss_mb(chill.pid), len(sockets)
+    except OSError as error:
+        log(f"opened {len(sockets)} of {count} idle connections: {error}")
+        return rss_mb(chill.pid), len(sockets)
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # room for the idle-connection row
     sim_port, chill_port, nginx_port = free_port(), free_port(), free_port()
     log(f"chill-server :{chill_port} (process backend) → vllm-sim :{sim_port}")
     sim_command = f"{BIN}/vllm-sim --port {sim_port} --served-model-name {MODEL} --tokens-per-second 0 --max-tokens-default 1 --quiet"
@@ -199,6 +222,7 @@ http {{
 
     stats = json.loads(http(f"http://127.0.0.1:{chill_port}/proxy/stats")[1])
     rss_after = rss_mb(chill.pid)
+    rss_idle_connections, idle_opened = idle_connections_rss(chill, chill_port, IDLE_CONNECTIONS)
 
     def median(case, target, key):
         values = [r[key] for r in results[(case, target)] if r[key] is not None]
@@ -230,7 +254,8 @@ http {{
               f"added p50 chill {1000 * (c50 - d50):+.0f} µs, nginx {1000 * (n50 - d50):+.0f} µs; "
               f"added p99 chill {1000 * (c99 - d99):+.0f} µs, nginx {1000 * (n99 - d99):+.0f} µs")
     print()
-    print(f"chill-server RSS: {rss_idle:.1f} MB idle (before the first wake), {rss_after:.1f} MB after the run")
+    print(f"chill-server RSS: {rss_idle:.1f} MB idle (before the first wake), {rss_after:.1f} MB after the run, "
+          f"{rss_idle_connections:.1f} MB holding {idle_opened} idle client connections")
 
 
 try:
