@@ -136,8 +136,9 @@ import Testing
         try await f.backend.scale(to: 0)
         try await f.recorder.next("stopped") { $0.pendingReplicas == 0 }
         let took = ContinuousClock.now - stopAt
-        #expect(took >= .milliseconds(300))
-        #expect(took < .seconds(3))
+        #expect(took >= .milliseconds(300), "SIGKILL only after the grace")
+        // Killed, not waited out: the commands would sleep 60 s (no wall-clock upper bound beyond that).
+        #expect(took < .seconds(30))
         #expect(!Self.isAlive(pid))
         // The whole group went, the orphaned `sleep` child too (init may reap its zombie later).
         #expect(!ChildProcess.groupExists(pid))
