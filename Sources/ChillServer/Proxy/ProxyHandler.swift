@@ -57,9 +57,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var inClientRead = false
     /// Formatted once per connection, for X-Forwarded-For.
     private var clientAddress: String?
-    /// False while the backend connection of the current exchange cannot take more request bytes.
-    private var upstreamWritable = true
-    private var readPending = false
+    /// Client reads, held while the backend connection of the current exchange cannot take more.
+    private var clientReads = HeldReads()
     /// One timer per connection for the upstream response-header timeout, re-armed lazily.
     private var responseTimer: Scheduled<Void>?
     private var responseDeadline: NIODeadline?
@@ -158,15 +157,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Reads of the client wait while the backend cannot take more of its body.
     func read(context: ChannelHandlerContext) {
-        if upstreamWritable { context.read() } else { readPending = true }
+        clientReads.read(context)
     }
 
     private func setUpstreamWritable(_ writable: Bool) {
-        upstreamWritable = writable
-        if writable, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        clientReads.setPeerWritable(writable, context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -166,16 +166,11 @@ final class UpstreamHandler: ChannelDuplexHandler, @unchecked Sendable {  // tou
     }
     private var error: (any Error)?
     private var context: ChannelHandlerContext?
-    private var peerWritable = true
-    private var readPending = false
+    private var reads = HeldReads()
 
     /// The client side's writability: reads from the backend wait while it is false.
     func setPeerWritable(_ writable: Bool) {
-        peerWritable = writable
-        if writable, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        reads.setPeerWritable(writable, context)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -187,7 +182,7 @@ final class UpstreamHandler: ChannelDuplexHandler, @unchecked Sendable {  // tou
     }
 
     func read(context: ChannelHandlerContext) {
-        if peerWritable { context.read() } else { readPending = true }
+        reads.read(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
