@@ -108,7 +108,7 @@ struct ChillApp {
         let environment = ProxyEnvironment(
             models: registry, pool: UpstreamPool(group: group, idleTimeout: config.upstreamIdleTimeout.timeAmount), routes: routes, metrics: hub,
             maxBodySize: config.maxBodySize, idleConnectionTimeout: config.idleConnectionTimeout.timeAmount,
-            upstreamResponseTimeout: config.upstreamResponseTimeout.timeAmount, logger: logger, shutdown: shutdown,
+            upstreamResponseTimeout: config.upstreamResponseTimeout.timeAmount, bodyReadTimeout: config.bodyReadTimeout.timeAmount, logger: logger, shutdown: shutdown,
             heldBytes: ByteBudget(limit: config.maxHeldBytes), apiKey: apiKey)
         proxy = ProxyServer(host: config.host, port: config.port, environment: environment, group: group, shutdownGrace: config.shutdownGrace)
         models = registry

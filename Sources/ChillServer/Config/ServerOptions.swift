@@ -88,6 +88,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Close client connections idle this long (also bounds slow request headers).")
     var idleConnectionTimeout: String = "75s"
 
+    @Option(help: "Time a client may pause while sending a request body (between two reads, as nginx's client_body_timeout); then 408.")
+    var bodyReadTimeout: String = "60s"
+
     @Option(help: "Time the backend has to start answering a request it was sent (a non-streaming completion's head comes only when it is done); then 504.")
     var upstreamResponseTimeout: String = "10m"
 
@@ -138,6 +141,7 @@ struct ServerConfig: Sendable {
     var shutdownGrace: Duration
     var idleConnectionTimeout: Duration
     var upstreamResponseTimeout: Duration
+    var bodyReadTimeout: Duration
     var upstreamIdleTimeout: Duration
     var gpus: Int
     var kubeconfig: String?
@@ -211,6 +215,7 @@ struct ServerConfig: Sendable {
         shutdownGrace = try duration("shutdown-grace", o.shutdownGrace)
         idleConnectionTimeout = try duration("idle-connection-timeout", o.idleConnectionTimeout)
         upstreamResponseTimeout = try duration("upstream-response-timeout", o.upstreamResponseTimeout)
+        bodyReadTimeout = try duration("body-read-timeout", o.bodyReadTimeout)
         upstreamIdleTimeout = try duration("upstream-idle-timeout", o.upstreamIdleTimeout)
         guard o.gpus >= 0 else { throw Invalid(description: "--gpus must be 0 or more") }
         gpus = o.gpus

@@ -120,6 +120,11 @@ struct OpenAIError: Sendable {
     static let requestHeadTimeout = OpenAIError(
         status: .requestTimeout, message: "the request headers did not arrive in time (--idle-connection-timeout)", type: "invalid_request_error", code: "request_timeout")
 
+    static func requestBodyTimeout(after: TimeAmount) -> OpenAIError {
+        OpenAIError(status: .requestTimeout, message: "the request body stopped arriving: nothing for \(after.nanoseconds / 1_000_000_000) s (--body-read-timeout)",
+                    type: "invalid_request_error", code: "request_timeout")
+    }
+
     static let shuttingDown = OpenAIError(
         status: .serviceUnavailable, message: "chill-server is shutting down", type: "service_unavailable", code: "shutting_down", retryAfterSeconds: 1)
 }

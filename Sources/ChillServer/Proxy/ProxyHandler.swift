@@ -12,6 +12,8 @@ final class ProxyEnvironment: Sendable {
     let idleConnectionTimeout: TimeAmount
     /// How long the backend may take to send a response's head once it has the request.
     let upstreamResponseTimeout: TimeAmount
+    /// How long a client may pause while sending a request body.
+    let bodyReadTimeout: TimeAmount
     let logger: Logger
     let shutdown: ShutdownFlag
     /// Bodies of held requests, all models together, stay within this budget.
@@ -20,7 +22,7 @@ final class ProxyEnvironment: Sendable {
     let apiKey: APIKey?
 
     init(models: ModelRegistry, pool: UpstreamPool, routes: LocalRoutes, metrics: MetricsHub?, maxBodySize: Int, idleConnectionTimeout: TimeAmount,
-         upstreamResponseTimeout: TimeAmount = .minutes(10), logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
+         upstreamResponseTimeout: TimeAmount = .minutes(10), bodyReadTimeout: TimeAmount = .seconds(60), logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
         self.models = models
         self.pool = pool
         self.routes = routes
@@ -28,6 +30,7 @@ final class ProxyEnvironment: Sendable {
         self.maxBodySize = maxBodySize
         self.idleConnectionTimeout = idleConnectionTimeout
         self.upstreamResponseTimeout = upstreamResponseTimeout
+        self.bodyReadTimeout = bodyReadTimeout
         self.logger = logger
         self.shutdown = shutdown
         self.heldBytes = heldBytes
@@ -62,6 +65,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// One timer per connection for the upstream response-header timeout, re-armed lazily.
     private var responseTimer: Scheduled<Void>?
     private var responseDeadline: NIODeadline?
+    /// One timer per connection for `bodyReadTimeout`, armed only when a body spans reads.
+    private var bodyTimer: Scheduled<Void>?
+    /// When a body byte last arrived, while the request's end has not (nil: no body pending).
+    private var bodyReadAt: NIODeadline?
+    /// Requests the client pipelined behind the one being answered.
+    private var pipelined = PipelinedRequests()
+    private var drainingPipelined = false
+    /// A response head (not 1xx) was written and its end not yet.
+    private var responseOpen = false
 
     private enum State {
         case idle
@@ -131,20 +143,55 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inClientRead = true
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            headState?.headDecoded()
-            receiveHead(head)
-        case .body(let body): receiveBody(body)
-        case .end:
-            headState?.requestEnded()
-            receiveEnd()
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head: headState?.headDecoded()
+        case .body: break
+        case .end: headState?.requestEnded()
         }
+        if pipelined.isEmpty && !awaitsResponse { receive(part) } else { enqueue(.part(part)) }
+    }
+
+    private func receive(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head): receiveHead(head)
+        case .body(let body): receiveBody(body)
+        case .end: receiveEnd()
+        }
+    }
+
+    /// The current request is all read and its response not all written: what the client sends now
+    /// belongs to a later request.
+    private var awaitsResponse: Bool {
+        if case .idle = state { return false }
+        return request.requestEnded
+    }
+
+    private func enqueue(_ entry: PipelinedRequests.Entry) {
+        pipelined.append(entry)
+        if pipelined.isFull { clientReads.setQueueFull(true, context) }
+    }
+
+    /// A response was written whole: take up the requests pipelined behind it, in order, until one
+    /// of them is waiting for its own response. Not re-entered: a request answered at once while
+    /// draining returns here.
+    private func drainPipelined() {
+        guard !drainingPipelined else { return }
+        drainingPipelined = true
+        defer { drainingPipelined = false }
+        while !awaitsResponse, context != nil, let entry = pipelined.popFirst() {
+            switch entry {
+            case .part(let part): receive(part)
+            case .parserError(let error): return answerParserError(error)
+            }
+        }
+        if !pipelined.isFull { clientReads.setQueueFull(false, context) }
     }
 
     /// Request parts read in one burst go upstream in one flush (one segment for a small POST).
     func channelReadComplete(context: ChannelHandlerContext) {
         inClientRead = false
+        if bodyReadAt != nil, bodyTimer == nil { scheduleBodyCheck(in: env.bodyReadTimeout, context: context) }
         if case .streaming(let upstream) = state { upstream.channel.flush() }
         context.fireChannelReadComplete()
     }
@@ -165,7 +212,31 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError {
+            // After requests still being answered, the error waits its turn (as NIO's pipelining handler does).
+            if !pipelined.isEmpty || awaitsResponse { return enqueue(.parserError(parserError)) }
+            return answerParserError(parserError)
+        }
+        // The decoder reports every later read once it has failed; the queued answer closes the connection.
+        if case ByteToMessageDecoderError.dataReceivedInErrorState = error, pipelined.hasParserError { return }
         env.logger.debug("client connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// What the client sent is not HTTP/1.x: say so in the OpenAI shape (unless a response is being
+    /// written, which the close then cuts), and close the connection.
+    private func answerParserError(_ error: HTTPParserError) {
+        guard let context else { return }
+        pipelined.removeAll()
+        if !responseOpen {
+            let answer = OpenAIError.forParserError(error)
+            var headers = answer.headers
+            headers.add(name: "connection", value: "close")
+            headers.add(name: "content-length", value: String(answer.body.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         context.close(promise: nil)
     }
 
@@ -175,6 +246,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         idleSince = nil
         requestID += 1
         request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, version: head.version, clientAddress: clientAddress)
+        bodyReadAt = request.start
         if env.shutdown.isSet {
             request.keepAlive = false
             return respond(OpenAIError.shuttingDown)
@@ -239,6 +311,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func receiveBody(_ body: ByteBuffer) {
+        if bodyReadAt != nil { bodyReadAt = .now() }
         switch state {
         case .local(let head, var buffer):
             guard buffer.readableBytes + body.readableBytes <= 1 << 20 else { return respond(OpenAIError.bodyTooLarge(limit: 1 << 20)) }
@@ -263,7 +336,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .streaming(let upstream):
             // The same bound as for buffered bodies: a warm model's body is streamed, not unlimited.
             request.bufferedBytes += body.readableBytes
-            guard request.bufferedBytes <= env.maxBodySize else { return bodyTooLargeWhileRelaying(upstream) }
+            guard request.bufferedBytes <= env.maxBodySize else { return cutRequest(OpenAIError.bodyTooLarge(limit: env.maxBodySize)) }
             if request.replay != nil {
                 if request.bufferedBytes <= 64 * 1024 { request.replay?.1.append(.byteBuffer(body)) } else { request.replay = nil }
             }
@@ -276,6 +349,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func receiveEnd() {
         request.requestEnded = true
+        bodyReadAt = nil
         switch state {
         case .local(let head, let body):
             state = .discarding
@@ -292,19 +366,23 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    /// Past `--max-body-size` while relaying: the backend's request is cut (its connection closed), and
-    /// the client gets 413 if nothing of the response was sent yet, else the connection closes.
-    private func bodyTooLargeWhileRelaying(_ upstream: UpstreamConnection) {
-        upstream.handler.delegate = nil
-        upstream.channel.close(promise: nil)
-        setUpstreamWritable(true)
-        responseDeadline = nil
+    /// The request cannot go on (its body past `--max-body-size` while relaying, or stalled): the
+    /// backend's request is cut (its connection closed), and the client gets `error` if nothing of the
+    /// response was sent yet; the connection closes either way.
+    private func cutRequest(_ error: OpenAIError) {
+        if case .streaming(let upstream) = state {
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            setUpstreamWritable(true)
+            responseDeadline = nil
+        }
         if request.responseStarted {
             state = .discarding
             endRequest()
             context?.close(promise: nil)
         } else {
-            respond(OpenAIError.bodyTooLarge(limit: env.maxBodySize))
+            request.keepAlive = false
+            respond(error)
         }
     }
 
@@ -449,6 +527,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             request.responseStatus = Int(head.status.code)
             request.upstreamKeepAlive = head.isKeepAlive
             if HeaderRewriting.isCloseDelimited(head, clientVersion: request.version) { request.keepAlive = false }
+            responseOpen = true
             context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive, clientVersion: request.version))), promise: nil)
         case .body(let body):
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -520,6 +599,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !request.keepAlive || !request.requestEnded { headers.replaceOrAdd(name: "connection", value: "close") }
         else if request.version == .http1_0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
         request.responseStatus = Int(response.status.code)
+        responseOpen = true
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version == .http1_0 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
         if !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
@@ -553,10 +633,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             state = .idle
             armIdleTimer()
         }
-        // Last, with this request's bookkeeping done: writing the end makes NIO's pipelining handler
-        // deliver a pipelined next request at once, re-entering this handler.
-        context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
-            if closeAfter { self?.context?.close(promise: nil) }
+        responseOpen = false
+        if closeAfter {
+            pipelined.removeAll()
+            context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
+                self?.context?.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(end), promise: nil)
+            drainPipelined()
         }
     }
 
@@ -581,7 +666,23 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         state = .idle
         responseTimer?.cancel()
         responseTimer = nil
+        bodyTimer?.cancel()
+        bodyTimer = nil
         endRequest()
+    }
+
+    /// The client stopped sending its body for `bodyReadTimeout`: 408 (see `cutRequest`).
+    private func scheduleBodyCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        bodyTimer = context.eventLoop.scheduleTask(in: delay) {
+            let handler = bound.value
+            handler.bodyTimer = nil
+            guard let readAt = handler.bodyReadAt, let context = handler.context else { return }
+            let remaining = readAt + handler.env.bodyReadTimeout - .now()
+            guard remaining <= .zero else { return handler.scheduleBodyCheck(in: remaining, context: context) }
+            handler.bodyReadAt = nil
+            handler.cutRequest(OpenAIError.requestBodyTimeout(after: handler.env.bodyReadTimeout))
+        }
     }
 
     /// The backend has `upstreamResponseTimeout` to start answering a request it was sent (vLLM sends

@@ -44,8 +44,9 @@ final class ProxyServer: ServiceLifecycle.Service {
                         try sync.addHandler(IncompleteHeadGuard(state: head))
                         // Response headers are relayed from a parsed backend response or written by chill: the
                         // outbound validator would re-check every byte of every head (measured: bench/).
-                        try sync.configureHTTPServerPipeline(withErrorHandling: false, withOutboundHeaderValidation: false)
-                        try sync.addHandler(ProtocolErrorResponder())
+                        // Pipelined requests and parser errors are ProxyHandler's (see PipelinedRequests).
+                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
+                                                             withOutboundHeaderValidation: false)
                         try sync.addHandler(ProxyHandler(environment: environment, headState: head))
                     }
                 }

@@ -131,4 +131,44 @@ import Testing
             #expect(try await chill.request("POST", "/v1/chat/completions", body: E2E.chat()).status == 200, "the model still serves")
         }
     }
+
+    /// A body that stops arriving (`model` already read, the model warm, the rest never sent) is
+    /// 408 after `--body-read-timeout`, the backend's request is cut and nothing stays in flight; a
+    /// body that keeps trickling in is not cut, however long it takes in all.
+    @Test(.timeLimit(.minutes(1)))
+    func aStalledBodyIs408AndATricklingOneIsNot() async throws {
+        try await BadInput.withChill(extra: ["--body-read-timeout", "2s"]) { chill in
+            let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(warm.status == 200)
+            let chat = Array(E2E.chat().utf8)
+            let head = Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.count)\r\n\r\n".utf8)
+            let stalled = try await E2EHTTP.onThread { () throws -> E2EHTTP.Response in
+                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 20)
+                defer { connection.close() }
+                try connection.sendRaw(head + chat.prefix(chat.count - 2))
+                return try connection.readResponse()
+            }
+            try BadInput.expectError(stalled, status: 408, type: "invalid_request_error", code: "request_timeout",
+                                     messageContains: "--body-read-timeout")
+            #expect(stalled.header("connection") == "close")
+            try await chill.waitForNothingInFlight()
+
+            // Four bytes every 250 ms: over 3 s in all, never 2 s without a byte.
+            let trickled = try await E2EHTTP.onThread { () throws -> E2EHTTP.Response in
+                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
+                defer { connection.close() }
+                try connection.sendRaw(head + chat.prefix(chat.count - 52))
+                var sent = chat.count - 52
+                while sent < chat.count {
+                    usleep(250_000)
+                    let next = min(chat.count, sent + 4)
+                    try connection.sendRaw(Array(chat[sent..<next]))
+                    sent = next
+                }
+                return try connection.readResponse()
+            }
+            #expect(trickled.status == 200, "\(trickled)")
+            #expect(try trickled.json()["object"] as? String == "chat.completion")
+        }
+    }
 }

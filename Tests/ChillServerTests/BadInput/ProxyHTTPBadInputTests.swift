@@ -197,6 +197,55 @@ import Testing
         }
     }
 
+    /// More pipelined requests than chill queues behind a response (256 entries): it stops reading
+    /// until the queue drains, then goes on; all are answered, in order.
+    @Test(.timeLimit(.minutes(1)))
+    func pipelinedRequestsBeyondTheQueueBoundAreAllAnsweredInOrder() async throws {
+        try await BadInput.withChill { chill in
+            let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(warm.status == 200)
+            let chat = E2E.chat()
+            let post = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
+            let health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            let count = 300
+            let burst = (0..<count).map { $0 % 2 == 0 ? post : health }.joined()
+            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
+                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
+                defer { connection.close() }
+                try connection.sendRaw(Self.bytes(burst))
+                return try (0..<count).map { _ in try connection.readResponse() }
+            }
+            #expect(responses.allSatisfy { $0.status == 200 && $0.complete })
+            let kinds = try responses.map { try $0.json()["object"] as? String ?? ($0.json()["status"] as? String ?? "?") }
+            #expect(kinds == (0..<count).map { $0 % 2 == 0 ? "chat.completion" : "ok" })
+            try await chill.waitForNothingInFlight()
+        }
+    }
+
+    /// Bytes that are not HTTP after a pipelined request: that request is answered whole first, then
+    /// the 400, and the connection closes (the parser's error waits its turn).
+    @Test(.timeLimit(.minutes(1)))
+    func garbageAfterAPipelinedRequestIsAnsweredAfterIt() async throws {
+        try await BadInput.withChill { chill in
+            let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(warm.status == 200)
+            let chat = E2E.chat()
+            let burst = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
+                + "GARBAGE\r\n\r\n"
+            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
+                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
+                defer { connection.close() }
+                try connection.sendRaw(Self.bytes(burst))
+                return try (0..<2).map { _ in try connection.readResponse() }
+            }
+            #expect(responses[0].status == 200 && responses[0].complete, "\(responses[0])")
+            #expect(try responses[0].json()["object"] as? String == "chat.completion")
+            try BadInput.expectError(responses[1], status: 400, type: "invalid_request_error", code: "invalid_http")
+            #expect(responses[1].header("connection") == "close")
+            try await chill.waitForNothingInFlight()
+        }
+    }
+
     /// A chunked body that never ends, held (cold model) and then relayed (warm): the client walking
     /// away frees the hold, the in-flight slot and the held bytes.
     @Test(.timeLimit(.minutes(1)))
