@@ -56,6 +56,8 @@ public actor KubeStore {
     var requestFieldValidation: String?
     var requestWarnings: [String] = []
     var requestIsPatch = false
+    /// Who sent the request being handled (nil while controllers run), for admission checks.
+    var requestUser: KubeUser?
     /// openAPIV3Schema per "group/version/plural" of the CRDs served.
     var crdSchemas: [String: JSONValue] = [:]
     /// The manager controllers' writes are recorded under.

@@ -63,6 +63,13 @@ extension KubeStore {
             }
             guard let old = stored(p) else {
                 if p.subresource != nil { throw APIError.notFound(rt, p.name ?? "") }
+                // An apply that creates is authorized as a create too (the real PATCH handler's createValidation).
+                if let authorizer, let user = requestUser,
+                   !authorizer(user, AuthorizationAttributes(verb: "create", group: rt.group, resource: rt.plural, subresource: nil,
+                                                            namespace: p.namespace, name: p.name)) {
+                    throw APIError.forbidden(user: user.name, verb: "create", rt: rt, resourceName: rt.plural, group: rt.group,
+                                             name: p.name, namespace: p.namespace, subresource: nil)
+                }
                 var b = body
                 b[keyPath: "metadata", "name"] = .string(p.name ?? "")
                 let created = try create(p, b, dryRun: dryRun, owner: .apply(manager: manager, applied: body))

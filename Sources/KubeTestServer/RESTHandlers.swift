@@ -35,11 +35,13 @@ extension KubeStore {
         do throws(APIError) {
             let user = try authenticate(req)
             userName = user.name
+            requestUser = user
             outcome = try dispatch(req, t, user: user)
         } catch {
             outcome = .response(.error(error))
         }
         requestFieldManager = nil
+        requestUser = nil
         drainControllers()
         if case .response(var r) = outcome, !requestWarnings.isEmpty {
             r.headers += requestWarnings.map { ("Warning", "299 - " + KubeJSON.string(.string($0))) }
@@ -324,6 +326,7 @@ extension KubeStore {
             throw APIError.notFound(.namespaces, ns)
         }
         if stored(p, name: name) != nil { throw APIError.alreadyExists(rt, name) }
+        try checkBlockOwnerDeletion(rt, old: nil, new: obj, name: name, namespace: p.namespace)
         obj = initializeMetadata(rt, obj)
         switch owner {
         case .update(let sub):
@@ -411,6 +414,7 @@ extension KubeStore {
         let causes = (p.subresource == nil ? Validation.builtin(rt, result) : []) + (validators[rt.storageKey]?(result) ?? [])
         if !causes.isEmpty { throw APIError.invalid(rt, name: name, causes: causes) }
         if result == old { return old }
+        try checkBlockOwnerDeletion(rt, old: old, new: result, name: name, namespace: p.namespace)
         if dryRun { return result }
         if result["metadata"]?["deletionTimestamp"] != nil, (result["metadata"]?["finalizers"]?.arrayValue ?? []).isEmpty {
             return commit(rt, result, type: .deleted)

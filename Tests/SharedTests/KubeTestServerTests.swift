@@ -1,6 +1,7 @@
 import Foundation
 import KubeTestServer
 import Shared
+import Synchronization
 import Testing
 
 /// Tests for the in-process kube-apiserver look-alike. Most go through `handle` (the same code path the
@@ -592,6 +593,38 @@ struct KubeTestServerTests {
             #expect(log.last?.user == "test-token-user")
             #expect(log.last?.header("authorization") == "Bearer \(KubeTestServer.defaultToken)")
             #expect(log.first?.user == nil)
+        }
+    }
+
+    /// Beyond the request's verb: an apply that creates is authorized as `create` too, and
+    /// `blockOwnerDeletion` needs `update` on the owner's `finalizers` (OwnerReferencesPermissionEnforcement).
+    @Test func applyCreateAndBlockOwnerDeletionAreAuthorized() async throws {
+        try await withServer { s in
+            let auth = [("Authorization", "Bearer \(KubeTestServer.defaultToken)")]
+            let owner = await s.handle("POST", "/api/v1/namespaces/default/configmaps", json: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "owner"]])
+            let uid = try #require(owner.json?["metadata"]?["uid"])
+            let allowed = Mutex<Set<String>>(["patch"])
+            await s.setAuthorizer { _, a in allowed.withLock { $0.contains(a.subresource.map { "\(a.verb) \(a.resource)/\($0)" } ?? a.verb) } }
+            func apply(_ name: String, owned: Bool) async -> KubeResponse {
+                var metadata: JSONValue = ["name": .string(name)]
+                if owned {
+                    metadata["ownerReferences"] = [["apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": true]]
+                }
+                let object: JSONValue = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata]
+                return await s.handle(method: "PATCH", path: "/api/v1/namespaces/default/configmaps/\(name)?fieldManager=t",
+                                      headers: auth + [("Content-Type", "application/apply-patch+yaml")], body: Data(object.jsonString().utf8), user: nil)
+            }
+            let noCreate = await apply("a", owned: false)
+            #expect(noCreate.status == 403)
+            #expect(noCreate.json?["message"] == #"configmaps "a" is forbidden: User "test-token-user" cannot create resource "configmaps" in API group "" in the namespace "default""#)
+            allowed.withLock { _ = $0.insert("create") }
+            #expect(await apply("a", owned: false).status == 201)
+            let noFinalizers = await apply("b", owned: true)
+            #expect(noFinalizers.status == 403)
+            #expect(noFinalizers.json?["message"]?.stringValue?.contains("cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't set finalizers on") == true)
+            #expect(await apply("a", owned: true).status == 403, "adding the reference to an existing object is checked too")
+            allowed.withLock { _ = $0.insert("update configmaps/finalizers") }
+            #expect(await apply("b", owned: true).status == 201)
         }
     }
 
