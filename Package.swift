@@ -75,14 +75,16 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]),
+        // What more than one test target needs: the manual clock, bounded waits.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["Shared", "KubeTestServer"],
+            dependencies: ["Shared", "KubeTestServer", "TestSupport"],
             exclude: ["Golden"]),
         .testTarget(
             name: "ChillServerTests",
             dependencies: [
-                "ChillServer", "Shared", "KubeTestServer",
+                "ChillServer", "Shared", "KubeTestServer", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

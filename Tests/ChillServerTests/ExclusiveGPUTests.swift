@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import ChillServer
 
 /// Exclusive mode's decisions, table-driven on a manual clock: who gets the GPUs, when a switch

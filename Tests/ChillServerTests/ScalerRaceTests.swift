@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 @testable import ChillServer
 
 /// The two races item 8 names, made deterministic: the idle check and the gate close are one step,

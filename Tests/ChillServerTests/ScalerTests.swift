@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import TestSupport
 @testable import ChillServer
 
 /// The Scaler against a fake backend and a manual clock: every timing rule, deterministically.

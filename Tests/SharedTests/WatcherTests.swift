@@ -2,6 +2,7 @@ import Foundation
 import KubeTestServer
 import Synchronization
 import Testing
+import TestSupport
 @testable import Shared
 
 @Suite struct WatcherTests {
