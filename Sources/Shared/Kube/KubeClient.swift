@@ -15,6 +15,8 @@ public final class KubeClient: Sendable {
     /// Replaced when an exec plugin hands out a client certificate.
     private let transport: Mutex<(CurlTransport, PresentedCredential?)>
     public let userAgent: String
+    /// Whether the API server has been answering; its recoveries end outages early for whoever waits.
+    public let reachability = Reachability()
 
     public init(configuration: ClientConfiguration, namespace: String? = nil, userAgent: String = "chill/\(ChillVersion.current)") {
         self.configuration = configuration
@@ -51,21 +53,37 @@ public final class KubeClient: Sendable {
     /// Opens a streaming response (watch). Non-2xx answers throw `KubeError`.
     public func stream(_ request: HTTPRequest, timeout: Duration?) async throws -> ResponseBody {
         do {
-            let (authorized, transport) = try await prepare(request)
-            return try await transport.stream(authorized, timeout: timeout)
+            return try await streamOnce(request, timeout: timeout)
         } catch let error as KubeError where error.code == 401 {
             guard await credentials.invalidate() else { throw error }
-            let (authorized, transport) = try await prepare(request)
-            return try await transport.stream(authorized, timeout: timeout)
-        } catch let error as TransportError {
-            throw KubeError(code: 0, reason: .unknown, message: error.description, transport: error)
+            return try await streamOnce(request, timeout: timeout)
         }
     }
 
     private func sendOnce(_ request: HTTPRequest) async throws -> HTTPResponse {
         let (authorized, transport) = try await prepare(request)
-        do { return try await transport.send(authorized) } catch let error as TransportError {
+        do {
+            let response = try await transport.send(authorized)
+            reachability.recordAnswer()
+            return response
+        } catch let error as TransportError {
+            reachability.recordFailure(error)
             throw KubeError(code: 0, reason: .unknown, message: error.description, transport: error)
+        }
+    }
+
+    private func streamOnce(_ request: HTTPRequest, timeout: Duration?) async throws -> ResponseBody {
+        let (authorized, transport) = try await prepare(request)
+        do {
+            let body = try await transport.stream(authorized, timeout: timeout)
+            reachability.recordAnswer()
+            return body
+        } catch let error as TransportError {
+            reachability.recordFailure(error)
+            throw KubeError(code: 0, reason: .unknown, message: error.description, transport: error)
+        } catch let error as KubeError {
+            reachability.recordAnswer()  // a non-2xx head: the server answered
+            throw error
         }
     }
 

@@ -17,7 +17,9 @@ public enum WatcherEvent<Object: KubeObject>: Sendable {
 /// the list's resourceVersion; on a dropped connection it resumes from the last resourceVersion seen
 /// (bookmarks included) after a jittered backoff; on 410 Gone, or an event that does not decode (which
 /// a resume would only replay), it lists again. A watch the server ends at once backs off too, so a
-/// misbehaving server or proxy is not hammered.
+/// misbehaving server or proxy is not hammered. A pause after the API server could not be reached ends
+/// early, with the backoff started over, once the client hears from it again (`Reachability`): after an
+/// outage the watch resumes when the server is back, not up to one maximum backoff later.
 public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
     public typealias Element = WatcherEvent<Object>
     let source: WatchSource<Object>
@@ -40,7 +42,9 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
         var backoff = self.backoff
         var decodeFailuresInARow = 0
         while !Task.isCancelled {
+            let recoveries = source.reachability?.recoveries ?? 0
             var pause: Duration? = nil
+            var unreachable = false
             do {
                 if resourceVersion == nil {
                     var listOptions = options
@@ -80,14 +84,38 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
                 continuation.finish(throwing: error)
                 return
             } catch {
+                unreachable = error is TransportError || (error as? KubeError)?.transport != nil
                 pause = backoff.next()
             }
             if Task.isCancelled { break }
             if let pause {
-                do { try await clock.sleep(for: pause) } catch { break }
+                do {
+                    if unreachable, let reachability = source.reachability {
+                        if try await Self.sleep(for: pause, on: clock, untilRecoveryAfter: recoveries, of: reachability) { backoff.reset() }
+                    } else {
+                        try await clock.sleep(for: pause)
+                    }
+                } catch { break }
             }
         }
         continuation.finish()
+    }
+
+    /// Sleeps for `pause`, or less if the server has answered since the `recoveries`-th recovery:
+    /// true when it was cut short.
+    static func sleep(for pause: Duration, on clock: any Clock<Duration>, untilRecoveryAfter recoveries: Int,
+                      of reachability: Reachability) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await clock.sleep(for: pause)
+                return false
+            }
+            group.addTask { await reachability.waitForRecovery(after: recoveries) }
+            defer { group.cancelAll() }
+            let recovered = try await group.next() ?? false
+            try Task.checkCancellation()
+            return recovered
+        }
     }
 
     private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> () -> Duration {
@@ -104,6 +132,8 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
 struct WatchSource<Object: KubeObject>: Sendable {
     var list: @Sendable (ListOptions) async throws -> KubeList<Object>
     var watch: @Sendable (ListOptions, _ timeoutSeconds: Int) async throws -> AsyncThrowingStream<WatchEvent<Object>, any Error>
+    /// The client's: a pause after a transport failure ends at its next recovery.
+    var reachability: Reachability? = nil
 }
 
 extension ResourceAPI {
@@ -115,7 +145,8 @@ extension ResourceAPI {
                  clock: any Clock<Duration>, minimumWatchDuration: Duration = .seconds(1)) -> Watcher<Object> {
         let source = WatchSource<Object>(
             list: { try await self.listAll($0) },
-            watch: { try await self.watch($0, timeoutSeconds: $1) })
+            watch: { try await self.watch($0, timeoutSeconds: $1) },
+            reachability: client.reachability)
         return Watcher(source: source, options: options, backoff: backoff, timeoutSeconds: timeoutSeconds,
                        clock: clock, minimumWatchDuration: minimumWatchDuration)
     }
