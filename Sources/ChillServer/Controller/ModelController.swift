@@ -67,6 +67,12 @@ final class ModelController: Sendable, ModelSwitching {
             group.addTask { await self.pods.run() }
             group.addTask { await self.events.run() }
             group.addTask { await self.chillState.run() }
+            // After an outage, what backed off while the API server was away goes again as soon as it answers.
+            group.addTask {
+                await self.queue.followRecoveries(of: self.client.reachability) { [logger = self.logger] names in
+                    logger.info("API server reachable again", metadata: ["retrying": "\(names.isEmpty ? "-" : names.joined(separator: ","))"])
+                }
+            }
             group.addTask {
                 await withTaskCancellationHandler {
                     await self.startAfterSync()
@@ -111,23 +117,17 @@ final class ModelController: Sendable, ModelSwitching {
     }
 
     private func work() async {
-        while let name = await queue.next() {
-            do {
-                let after = try await reconcile(name)
-                await queue.forget(name)
-                if let after { await queue.add(name, after: after) }
-            } catch {
-                logger.warning("reconcile failed, retrying", metadata: ["model": "\(name)", "error": "\(error)"])
-                await queue.addRateLimited(name)
-            }
-            await queue.done(name)
+        await queue.process { name in try await reconcile(name) } failed: { name, error in
+            logger.warning("reconcile failed, retrying", metadata: ["model": "\(name)", "error": "\(error)"])
         }
     }
 
-    func enqueue(_ name: String?) {
+    /// Queues a reconcile of `name`. `resettingBackoff` for one someone is waiting for (a wake or stop
+    /// the Scaler asked for): it runs now and its retries start again from the shortest delay.
+    func enqueue(_ name: String?, resettingBackoff: Bool = false) {
         guard let name, !name.isEmpty else { return }
         let queue = self.queue
-        Task { await queue.add(name) }  // coalesced by name: order does not matter
+        Task { await queue.add(name, resettingBackoff: resettingBackoff) }  // coalesced by name: order does not matter
     }
 
     private func wireHandlers() {

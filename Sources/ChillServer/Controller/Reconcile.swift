@@ -117,7 +117,7 @@ extension ModelController {
         let logger = self.logger
         let backend = ClusterModelBackend(
             model: name, namespace: settings.namespace, port: model.spec.effectivePort, requested: requested, probePolicy: settings.probePolicy,
-            logger: logger, onScaleRequest: { [weak self] in self?.enqueue(name) })
+            logger: logger, onScaleRequest: { [weak self] in self?.enqueue(name, resettingBackoff: true) })
         let runtime = ModelRuntime(
             name: name, servedName: model.servedName, policy: policy, backend: backend, metrics: metrics.metrics(for: model.servedName),
             logger: logger, onChange: { [weak self] in self?.enqueue(name) })
