@@ -11,62 +11,11 @@ import Testing
         #"{"messages":[{"role":"user","content":"\#(content)"}],"model":"\#(model)","max_tokens":4}"#
     }
 
-    struct Cluster {
-        let kube: E2EKube
-        let chill: E2EChill
-        let sims: [String: VLLMSim]
-
-        func model(_ name: String) async -> JSONValue? {
-            await kube.server.handle(method: "GET", path: "/apis/chill.dev/v1alpha1/vllmmodels/\(name)").json
-        }
-
-        func activeModel() async -> String? {
-            await kube.server.handle(method: "GET", path: "/api/v1/namespaces/\(E2EKube.namespace)/configmaps/chill-state").json?["data"]?["activeModel"]?.stringValue
-        }
-
-        func waitForPhase(_ name: String, _ phase: String, timeout: Duration = .seconds(15)) async throws {
-            try await E2EWait.until("\(name) status.phase \(phase)", timeout: timeout) {
-                let status = await model(name)?["status"]
-                return (status?["phase"]?.stringValue == phase, status?.jsonString() ?? "no status")
-            }
-        }
-
-        func annotate(_ name: String, _ annotations: [String: JSONValue]) async throws {
-            let patch: JSONValue = ["metadata": ["annotations": .object(annotations)]]
-            let r = await kube.server.handle("PATCH", "/apis/chill.dev/v1alpha1/vllmmodels/\(name)", json: patch, contentType: "application/merge-patch+json")
-            guard r.status == 200 else { throw E2EHTTP.Failure.malformed("annotating \(name): \(r.status) \(r.text)") }
-        }
-    }
-
     /// Two models, alpha and beta, each with its own vllm-sim; chill-server with a short residency.
-    static func withCluster(_ names: [String] = ["alpha", "beta"], extra: [String] = [], _ body: (Cluster) async throws -> Void) async throws {
-        let kube = try await E2EKube.start(autoReady: true)
-        var sims: [String: VLLMSim] = [:]
-        for name in names {
-            let sim = try await VLLMSim.launch(args: ["--served-model-name", name, "--quiet"])
-            sims[name] = sim
-            try await kube.createModel(name, port: sim.port, extra: ["wakeTimeout": "30s", "idleTimeout": "10m"])
-        }
-        defer { for sim in sims.values { sim.kill() } }
-        let chill = try await E2EChill.start(kube.chillArguments() + ["--min-residency", "1s", "--drain-timeout", "10s"] + extra)
-        let cluster = Cluster(kube: kube, chill: chill, sims: sims)
-        do {
-            try await waitUntilReady(chill)
-            try await body(cluster)
-        } catch {
-            await chill.stop()
-            Task { await kube.stop() }
-            throw error
-        }
-        await chill.stop()
-        Task { await kube.stop() }
-    }
-
-    static func waitUntilReady(_ chill: E2EChill) async throws {
-        try await E2EWait.until("/readyz 200") {
-            let r = try await chill.request("GET", "/readyz", timeout: 5)
-            return (r.status == 200, "\(r)")
-        }
+    static func withCluster(_ names: [String] = ["alpha", "beta"], extra: [String] = [], _ body: (E2ECluster) async throws -> Void) async throws {
+        try await E2ECluster.with(
+            names.map { E2ECluster.Model($0, spec: ["wakeTimeout": "30s", "idleTimeout": "10m"]) },
+            flags: ["--min-residency", "1s", "--drain-timeout", "10s"] + extra, body)
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -227,34 +176,24 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func aRestartRestoresTheActiveModelAndTheStatus() async throws {
-        let kube = try await E2EKube.start(autoReady: true)
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", "alpha", "--quiet"])
-        defer { sim.kill() }
-        try await kube.createModel("alpha", port: sim.port, extra: ["idleTimeout": "10m"])
-        var chill = try await E2EChill.start(kube.chillArguments())
-        try await Self.waitUntilReady(chill)
-        let first = try await chill.request("POST", "/v1/chat/completions", body: Self.chat("alpha"), timeout: 30)
-        #expect(first.status == 200)
-        try await E2EWait.until("status written") {
-            let phase = await kube.server.handle(method: "GET", path: "/apis/chill.dev/v1alpha1/vllmmodels/alpha").json?["status"]?["phase"]?.stringValue
-            return (phase == "Ready", phase ?? "-")
-        }
-        let wakesBefore = await kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count
-        await chill.stop()
+        try await E2ECluster.with([.init("alpha", spec: ["idleTimeout": "10m"])]) { c in
+            let first = try await c.chill.request("POST", "/v1/chat/completions", body: Self.chat("alpha"), timeout: 30)
+            #expect(first.status == 200)
+            try await c.waitForPhase("alpha", "Ready")
+            let wakesBefore = await c.kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count
+            await c.chill.stop()
 
-        chill = try await E2EChill.start(kube.chillArguments())
-        try await Self.waitUntilReady(chill)
-        try await E2EWait.until("the running model adopted") {
-            let stats = try? await chill.request("GET", "/proxy/stats?model=alpha").json()
-            return (stats?["state"] as? String == "Ready" && stats?["active"] as? Bool == true, "\(stats ?? [:])")
+            try await c.startChillAgain()
+            try await E2EWait.until("the running model adopted") {
+                let stats = try? await c.chill.request("GET", "/proxy/stats?model=alpha").json()
+                return (stats?["state"] as? String == "Ready" && stats?["active"] as? Bool == true, "\(stats ?? [:])")
+            }
+            let again = try await c.chill.request("POST", "/v1/chat/completions", body: Self.chat("alpha"), timeout: 30)
+            #expect(again.status == 200)
+            // No new wake: the restarted server found the model serving and kept it.
+            #expect(await c.kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count == wakesBefore)
+            #expect(await c.kube.replicas(model: "alpha") == 1)
         }
-        let again = try await chill.request("POST", "/v1/chat/completions", body: Self.chat("alpha"), timeout: 30)
-        #expect(again.status == 200)
-        // No new wake: the restarted server found the model serving and kept it.
-        #expect(await kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count == wakesBefore)
-        #expect(await kube.replicas(model: "alpha") == 1)
-        await chill.stop()
-        Task { await kube.stop() }
     }
 
     @Test(.timeLimit(.minutes(1)))

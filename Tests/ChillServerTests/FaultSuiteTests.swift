@@ -14,14 +14,12 @@ import Testing
     /// keep landing just before, at and after the idle expiry, during the scale-down and the next wake.
     @Test(.timeLimit(.minutes(3)))
     func twoThousandRequestsAroundTheIdleTimeoutAndTheScaleDownLoseNothing() async throws {
-        let kube = try await E2EKube.start(autoReady: true)
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", "alpha", "--quiet", "--tokens-per-second", "0"])
-        defer { sim.kill() }
-        try await kube.createModel("alpha", port: sim.port, extra: ["wakeTimeout": "30s", "idleTimeout": "300ms"])
-        let chill = try await E2EChill.start(kube.chillArguments() + ["--min-residency", "1s"])
-        var outcomes: [Outcome] = []
-        do {
-            try await ControllerEndToEndTests.waitUntilReady(chill)
+        try await E2ECluster.with(
+            [.init("alpha", spec: ["wakeTimeout": "30s", "idleTimeout": "300ms"], pod: .sim(["--tokens-per-second", "0"]))],
+            flags: ["--min-residency", "1s"]
+        ) { c in
+            let chill = c.chill
+            var outcomes: [Outcome] = []
             var random = SplitMix64(seed: 2026)  // the same arrivals on every run
             let body = ControllerEndToEndTests.chat("alpha")
             for _ in 0..<70 {
@@ -56,13 +54,7 @@ import Testing
             #expect(other.isEmpty, "\(other.count) not 200: \(other.prefix(3).map(\.detail))")
             // The arrivals really did straddle scale-downs: the model woke again and again.
             #expect(E2EChill.wakes(stats) >= 5, "only \(E2EChill.wakes(stats)) wakes: the idle timeout never fired between bursts")
-        } catch {
-            await chill.stop()
-            Task { await kube.stop() }
-            throw error
         }
-        await chill.stop()
-        Task { await kube.stop() }
     }
 
     /// The API server is unreachable for 60 s: requests to the running model go on (no Kubernetes call
@@ -112,13 +104,8 @@ import Testing
     /// follows it as a wake (no second scale-up), and serves once the pod is ready.
     @Test(.timeLimit(.minutes(2)))
     func aRestartMidWakeKeepsTheWakeGoing() async throws {
-        let kube = try await E2EKube.start(autoReady: false)
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", "alpha", "--quiet"])
-        defer { sim.kill() }
-        try await kube.createModel("alpha", port: sim.port, extra: ["idleTimeout": "10m", "wakeTimeout": "60s"])
-        var chill = try await E2EChill.start(kube.chillArguments())
-        do {
-            try await ControllerEndToEndTests.waitUntilReady(chill)
+        try await E2ECluster.with(autoReady: false, [.init("alpha", spec: ["idleTimeout": "10m", "wakeTimeout": "60s"])]) { c in
+            let (kube, chill) = (c.kube, c.chill)
             let held = Task { [chill] in try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"), timeout: 60) }
             try await kube.waitForReplicas(1, model: "alpha")
             await chill.stop()
@@ -126,27 +113,20 @@ import Testing
             #expect(answer.status == 503 && answer.header("retry-after") != nil, "\(answer)")
             let scaleUps = await kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count
 
-            chill = try await E2EChill.start(kube.chillArguments())
-            try await ControllerEndToEndTests.waitUntilReady(chill)
-            try await E2EWait.until("the new chill-server follows the wake", timeout: .seconds(20)) { [chill] in
+            try await c.startChillAgain()
+            try await E2EWait.until("the new chill-server follows the wake", timeout: .seconds(20)) { [chill = c.chill] in
                 let stats = try? await chill.request("GET", "/proxy/stats?model=alpha").json()
                 // Waking, or already Ready: chill probes the pod's /health itself, ahead of its readiness.
                 let state = stats?["state"] as? String
                 return (state == "Waking" || state == "Ready", "\(stats ?? [:])")
             }
-            let waiting = Task { [chill] in try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"), timeout: 60) }
+            let waiting = Task { [chill = c.chill] in try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"), timeout: 60) }
             await kube.markReady(model: "alpha")
             let served = try await waiting.value
             #expect(served.status == 200, "\(served)")
             #expect(await kube.replicas(model: "alpha") == 1)
             #expect(await kube.scalePatches(model: "alpha").filter { $0.replicas == 1 }.count == scaleUps, "no second scale-up")
-        } catch {
-            await chill.stop()
-            Task { await kube.stop() }
-            throw error
         }
-        await chill.stop()
-        Task { await kube.stop() }
     }
 
     /// The backend dies mid-stream: the client's stream ends without its terminating chunk (an error,

@@ -41,37 +41,15 @@ import Testing
         autoReady: Bool, targetPort: Int, extra: [String] = [],
         _ body: (E2EChill, E2EKube) async throws -> Void
     ) async throws {
-        let kube = try await E2EKube.start(autoReady: autoReady)
         // Per-model timeouts live in the VLLMModel's spec.
         var spec: [String: JSONValue] = [:]
         if let i = extra.firstIndex(of: "--wake-timeout"), i + 1 < extra.count { spec["wakeTimeout"] = .string(extra[i + 1]) }
-        try await kube.createModel(E2E.model, port: targetPort, extra: spec)
-        let chill: E2EChill
-        do { chill = try await E2EChill.start(kube.chillArguments() + extra) } catch {
-            await kube.stop()
-            throw error
-        }
-        do {
-            // Ready once the controller's caches are synced and the model's runtime exists.
-            try await E2EWait.until("/readyz 200") {
-                let r = try await chill.request("GET", "/readyz", timeout: 5)
-                return (r.status == 200, "\(r)")
-            }
-            try await chill.waitForStats("the first backend observation", timeout: .seconds(10)) { stats in
+        try await E2ECluster.with(autoReady: autoReady, [.init(E2E.model, spec: spec, pod: .port(targetPort))], flags: extra) { c in
+            try await c.chill.waitForStats("the first backend observation", timeout: .seconds(10)) { stats in
                 (stats["backend"] as? [String: Any]) != nil && stats["state"] as? String == "ScaledDown"
             }
-            try await body(chill, kube)
-        } catch {
-            if ProcessInfo.processInfo.environment["CHILL_TEST_LOG"] != nil {
-                for r in await kube.server.requests { print("kube:", r.method, r.path, r.status) }
-            }
-            await chill.stop()
-            Task { await kube.stop() }
-            throw error
+            try await body(c.chill, c.kube)
         }
-        await chill.stop()
-        // The test API server's own shutdown takes ~5 s (its event loop group); don't wait for it.
-        Task { await kube.stop() }
     }
 
     // MARK: - Process backend + vllm-sim

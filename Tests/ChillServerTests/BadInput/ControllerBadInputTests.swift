@@ -11,14 +11,9 @@ import Testing
 @Suite(.serialized) struct ControllerBadInputTests {
     @Test(.timeLimit(.minutes(1)))
     func anInvalidVLLMModelIsReportedInItsStatusNotActedOn() async throws {
-        let sim = try await VLLMSim.launch(args: ["--served-model-name", "good", "--quiet"])
-        defer { sim.kill() }
-        let kube = try await E2EKube.start(autoReady: true)
-        try await kube.createModel("good", port: sim.port)
-        try await kube.createModel("broken", port: sim.port, extra: ["minReplicas": 2, "maxReplicas": 1])
-        let chill = try await E2EChill.start(kube.chillArguments())
-        do {
-            try await ControllerEndToEndTests.waitUntilReady(chill)
+        // broken's port is never used: nothing is created for it.
+        try await E2ECluster.with([.init("good"), .init("broken", spec: ["minReplicas": 2, "maxReplicas": 1], pod: .port(try VLLMSim.freePort()))]) { c in
+            let (kube, chill) = (c.kube, c.chill)
             var failed: JSONValue?
             try await E2EWait.until("broken's status says its spec is invalid") {
                 let status = await kube.server.handle(method: "GET", path: "/apis/chill.dev/v1alpha1/vllmmodels/broken").json?["status"]
@@ -35,12 +30,6 @@ import Testing
             let good = try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("good"))
             #expect(good.status == 200, "\(good)")
             #expect(try await chill.request("GET", "/health").status == 200)
-        } catch {
-            await chill.stop()
-            Task { await kube.stop() }
-            throw error
         }
-        await chill.stop()
-        Task { await kube.stop() }
     }
 }
