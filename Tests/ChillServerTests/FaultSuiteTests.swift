@@ -58,8 +58,9 @@ import Testing
     }
 
     /// The API server is unreachable for 60 s: requests to the running model go on (no Kubernetes call
-    /// sits on the warm path), chill-server stays up, and afterwards it recovers without a restart — a
-    /// switch to the other model (writes, watches, status) works.
+    /// sits on the warm path), chill-server stays up, and afterwards it recovers without a restart and
+    /// without waiting out its backoff — the first switch to the other model (writes, watches, status)
+    /// is served.
     @Test(.timeLimit(.minutes(5)))
     func anAPIServerOutageOf60sLeavesWarmTrafficAloneAndChillRecovers() async throws {
         try await ControllerEndToEndTests.withCluster { c in
@@ -81,16 +82,12 @@ import Testing
             #expect(try await c.chill.request("GET", "/health").status == 200)
             await c.kube.server.setReachable(true)
 
-            // Recovery: a switch needs the API server (chill-state, both Deployments, status). The
-            // controller's retries back off during the outage (up to a minute, as controller-runtime's),
-            // so the first attempt may time out: every answer is explicit until one is served.
-            try await E2EWait.until("beta served after the outage", timeout: .seconds(150), interval: .milliseconds(500)) {
-                let beta = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("beta"), timeout: 60)
-                if beta.status != 200 {
-                    #expect(beta.status == 503 && beta.header("retry-after") != nil, "after the outage: \(beta)")
-                }
-                return (beta.status == 200, "\(beta)")
-            }
+            // Recovery: a switch needs the API server (chill-state, both Deployments, status, fresh
+            // caches). What backed off during the outage (reconciles up to a minute, watches up to 30 s)
+            // goes again as soon as the server answers, so ONE request is served, within beta's 30 s
+            // wake timeout.
+            let beta = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("beta"), timeout: 60)
+            #expect(beta.status == 200, "the first switch after the outage: \(beta)")
             try await c.waitForPhase("beta", "Ready", timeout: .seconds(30))
             try await E2EWait.until("chill-state names beta", timeout: .seconds(30)) {
                 let active = await c.activeModel()
