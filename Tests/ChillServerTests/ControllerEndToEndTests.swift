@@ -12,9 +12,10 @@ import Testing
     }
 
     /// Two models, alpha and beta, each with its own vllm-sim; chill-server with a short residency.
-    static func withCluster(_ names: [String] = ["alpha", "beta"], extra: [String] = [], _ body: (E2ECluster) async throws -> Void) async throws {
+    static func withCluster(_ names: [String] = ["alpha", "beta"], kube: E2EKube? = nil, extra: [String] = [],
+                            _ body: (E2ECluster) async throws -> Void) async throws {
         try await E2ECluster.with(
-            names.map { E2ECluster.Model($0, spec: ["wakeTimeout": "30s", "idleTimeout": "10m"]) },
+            kube: kube, names.map { E2ECluster.Model($0, spec: ["wakeTimeout": "30s", "idleTimeout": "10m"]) },
             flags: ["--min-residency", "1s", "--drain-timeout", "10s"] + extra, body)
     }
 

@@ -47,8 +47,12 @@ final class E2ECluster: Sendable {
         self.current = Mutex(chill)
     }
 
-    static func with(autoReady: Bool = true, _ models: [Model], flags: [String] = [], _ body: (E2ECluster) async throws -> Void) async throws {
-        let kube = try await E2EKube.start(autoReady: autoReady)
+    /// `kube`: an API server the test set up itself (its own credentials, an authorizer), with the CRD
+    /// and the install namespace; by default `E2EKube.start(autoReady:)`.
+    static func with(autoReady: Bool = true, kube given: E2EKube? = nil, _ models: [Model], flags: [String] = [],
+                     _ body: (E2ECluster) async throws -> Void) async throws {
+        let kube: E2EKube
+        if let given { kube = given } else { kube = try await E2EKube.start(autoReady: autoReady) }
         var sims: [String: VLLMSim] = [:]
         let cluster: E2ECluster
         do {
@@ -74,6 +78,8 @@ final class E2ECluster: Sendable {
             try await waitUntilReady(cluster.chill)
             try await body(cluster)
         } catch {
+            let log = cluster.chill.log
+            if !log.isEmpty { print("chill-server log:\n\(log)") }
             if ProcessInfo.processInfo.environment["CHILL_TEST_LOG"] != nil {
                 for r in await kube.server.requests { print("kube:", r.method, r.path, r.status) }
             }

@@ -60,39 +60,20 @@ import Testing
         let kubeconfig = FileManager.default.temporaryDirectory.appendingPathComponent("chill-rbac-kubeconfig-\(UUID().uuidString)").path
         try server.kubeconfig(token: token).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let kube = E2EKube(server: server, kubeconfigPath: kubeconfig)
-        var sims: [VLLMSim] = []
-        defer { for sim in sims { sim.kill() } }
-        for name in ["alpha", "beta"] {
-            let sim = try await VLLMSim.launch(args: ["--served-model-name", name, "--quiet"])
-            sims.append(sim)
-            try await kube.createModel(name, port: sim.port, extra: ["wakeTimeout": "30s", "idleTimeout": "10m"])
-        }
-        let chill = try await E2EChill.start(kube.chillArguments() + ["--min-residency", "1s", "--drain-timeout", "10s"])
-        do {
-            try await E2EWait.until("/readyz 200") {
-                let r = try await chill.request("GET", "/readyz", timeout: 5)
-                return (r.status == 200, "\(r)")
-            }
+        try await ControllerEndToEndTests.withCluster(kube: kube) { c in
             // Wake alpha, then switch to beta (chill-state written by chill-server), then delete alpha.
             for model in ["alpha", "beta"] {
-                let r = try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat(model))
+                let r = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat(model))
                 #expect(r.status == 200, "\(model): \(r)")
             }
             try await kube.waitForReplicas(0, model: "alpha", timeout: .seconds(15))
             let deleted = await server.handle(method: "DELETE", path: "/apis/chill.dev/v1alpha1/vllmmodels/alpha")
             #expect(deleted.status == 200, "\(deleted.text)")
             try await E2EWait.until("alpha no longer served") {
-                let r = try await chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"))
+                let r = try await c.chill.request("POST", "/v1/chat/completions", body: ControllerEndToEndTests.chat("alpha"))
                 return (r.status == 404, "\(r.status)")
             }
-        } catch {
-            print("chill-server log:\n\(chill.log)")
-            await chill.stop()
-            await kube.stop()
-            throw error
         }
-        await chill.stop()
-        await kube.stop()
 
         #expect(recorder.denied.isEmpty, "chill-server needed rights the install does not grant: \(recorder.denied)")
         var grantedKeys = Set<String>()
