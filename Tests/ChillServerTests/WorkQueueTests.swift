@@ -5,13 +5,14 @@ import TestSupport
 /// The work queue on a manual clock: coalescing, one reconcile of a name at a time, backoff, and the
 /// ways a backoff grown during an outage is cut short.
 @Suite(.timeLimit(.minutes(1))) struct WorkQueueTests {
-    /// Fails `name` until the retry it is given waits `maxDelay` (the clock moved through every shorter
-    /// one, each retry taken and failed again). Returns the delays asked for; the last retry is pending.
+    /// Fails `name` (the API server out of reach) until the retry it is given waits `maxDelay` (the clock
+    /// moved through every shorter one, each retry taken and failed again). Returns the delays asked
+    /// for; the last retry is pending.
     static func backOffToTheMaximum(_ name: String, _ queue: WorkQueue, _ clock: ManualClock,
                                     _ sleeps: inout AsyncStream<Duration>.Iterator) async -> [Duration] {
         var asked: [Duration] = []
         while asked.last != queue.maxDelay {
-            await queue.addRateLimited(name)
+            await queue.addRateLimited(name, unreachable: true)
             guard let delay = await sleeps.next() else { break }
             asked.append(delay)
             if delay == queue.maxDelay { break }
@@ -98,6 +99,19 @@ import TestSupport
         #expect(await queue.pending.isEmpty, "never two reconciles of a at once")
         await queue.done("a")
         #expect(await queue.pending == ["a"])
+    }
+
+    /// A name the server answered with an error (a conflict, a rejected write) is not retried sooner
+    /// because the server is back: it was there all along.
+    @Test func retryBackedOffLeavesANameTheServerAnsweredAlone() async {
+        let (clock, queue, backedOffSleeps, _) = await Self.backedOff("a")
+        var sleeps = backedOffSleeps
+        await queue.addRateLimited("b")
+        #expect(await sleeps.next() == .milliseconds(100))
+        #expect(await queue.retryBackedOff() == ["a"])
+        #expect(await queue.isDelayed("b"))
+        #expect(await queue.failureCount("b") == 1)
+        #expect(clock.sleeperCount == 1)
     }
 
     /// A wake for a model whose reconciles failed: it runs now, and its retries start from 100 ms again.

@@ -5,9 +5,10 @@ import Shared
 /// after); failures come back with per-name exponential backoff; "look again after" is a delay.
 ///
 /// Backoff is sized for the failure, not for the recovery: after a long outage a name may wait a
-/// minute although the API server answers again. So the backoff of every name waiting in it is
-/// dropped when the server is back (`retryBackedOff`, driven by `followRecoveries`), and a name
-/// someone is waiting for right now (a wake) can start its backoff over (`add(_:resettingBackoff:)`).
+/// minute although the API server answers again. So the backoff of every name that failed for want
+/// of the server is dropped when the server is back (`retryBackedOff`, driven by
+/// `followRecoveries`), and a name someone is waiting for right now (a wake) can start its backoff
+/// over (`add(_:resettingBackoff:)`). A name the server answered with an error keeps its backoff.
 actor WorkQueue {
     private struct Delayed {
         var id: Int
@@ -21,6 +22,8 @@ actor WorkQueue {
     private var processing: Set<String> = []
     private var dirty: Set<String> = []
     private var failures: [String: Int] = [:]
+    /// Names backing off because their last reconcile could not reach the API server.
+    private var unreachable: Set<String> = []
     private var delayed: [String: Delayed] = [:]
     private var nextTimer = 0
     private var waiter: CheckedContinuation<String?, Never>?
@@ -65,7 +68,10 @@ actor WorkQueue {
     /// pending is dropped (this reconcile takes its place): for a name someone waits for, such as a
     /// model woken by a held request, which must not wait out a backoff grown by earlier failures.
     func add(_ name: String, resettingBackoff: Bool) {
-        if resettingBackoff, failures.removeValue(forKey: name) != nil { cancelDelayed(name) }
+        if resettingBackoff, failures.removeValue(forKey: name) != nil {
+            unreachable.remove(name)
+            cancelDelayed(name)
+        }
         add(name)
     }
 
@@ -96,25 +102,31 @@ actor WorkQueue {
         delayed.removeValue(forKey: name)?.task.cancel()
     }
 
-    /// After a failed reconcile: again after 100 ms, 200 ms, 400 ms… up to a minute.
-    func addRateLimited(_ name: String) {
+    /// After a failed reconcile: again after 100 ms, 200 ms, 400 ms… up to a minute. `unreachable`: it
+    /// failed because the API server could not be reached (`retryBackedOff` is for those).
+    func addRateLimited(_ name: String, unreachable serverUnreachable: Bool = false) {
         let count = failures[name, default: 0]
         failures[name] = count + 1
+        if serverUnreachable { unreachable.insert(name) } else { unreachable.remove(name) }
         let delay = min(maxDelay, baseDelay * (1 << min(count, 20)))
         add(name, after: delay)
     }
 
     /// A reconcile succeeded: its backoff starts over.
-    func forget(_ name: String) { failures[name] = nil }
+    func forget(_ name: String) {
+        failures[name] = nil
+        unreachable.remove(name)
+    }
 
-    /// The API server is reachable again: every name backing off after failures is queued now, with
-    /// its backoff started over (queued once, as any add; one that is running runs again after).
-    /// Returns those names.
+    /// The API server is reachable again: every name backing off because it could not reach it is
+    /// queued now, with its backoff started over (queued once, as any add; one that is running runs
+    /// again after). Returns those names.
     @discardableResult
     func retryBackedOff() -> [String] {
-        let names = failures.keys.sorted()
-        failures = [:]
+        let names = unreachable.sorted()
+        unreachable = []
         for name in names {
+            failures[name] = nil
             cancelDelayed(name)
             add(name)
         }
@@ -132,7 +144,8 @@ actor WorkQueue {
     }
 
     /// Until closed: takes each name and reconciles it; a success forgets its failures (and looks again
-    /// when asked to), a failure is reported to `failed` and retried with backoff.
+    /// when asked to), a failure is reported to `failed` and retried with backoff (noting whether the
+    /// API server could not be reached).
     nonisolated func process(_ reconcile: (String) async throws -> Duration?, failed: (String, any Error) -> Void) async {
         while let name = await next() {
             do {
@@ -141,7 +154,7 @@ actor WorkQueue {
                 if let after { await add(name, after: after) }
             } catch {
                 failed(name, error)
-                await addRateLimited(name)
+                await addRateLimited(name, unreachable: Reachability.isTransportFailure(error))
             }
             await done(name)
         }

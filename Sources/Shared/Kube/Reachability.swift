@@ -38,6 +38,12 @@ public final class Reachability: Sendable {
         for continuation in due { continuation.resume(returning: true) }
     }
 
+    /// Whether `error` is a request that got no answer at all (as a `TransportError`, or a `KubeError`
+    /// carrying one), rather than an answer that says no.
+    public static func isTransportFailure(_ error: any Error) -> Bool {
+        error is TransportError || (error as? KubeError)?.transport != nil
+    }
+
     /// A request failed before any answer. A cancelled transfer says nothing about the server.
     public func recordFailure(_ error: TransportError) {
         guard !error.isCancelled else { return }

@@ -84,7 +84,7 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
                 continuation.finish(throwing: error)
                 return
             } catch {
-                unreachable = error is TransportError || (error as? KubeError)?.transport != nil
+                unreachable = Reachability.isTransportFailure(error)
                 pause = backoff.next()
             }
             if Task.isCancelled { break }
