@@ -18,8 +18,8 @@ requests (off unless GROWTH_REQUESTS is set).
 import asyncio, json, math, os, re, resource, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ENV = os.environ
-BIN = sys.argv[1]
-NGINX = sys.argv[2]
+BIN = sys.argv[1] if len(sys.argv) > 1 else ".build/release"
+NGINX = sys.argv[2] if len(sys.argv) > 2 else "nginx"
 ROUNDS = int(ENV.get("ROUNDS", "3"))
 CONNECTIONS = int(ENV.get("CONNECTIONS", "64"))
 THREADS = int(ENV.get("THREADS", "2"))
@@ -34,6 +34,7 @@ SSE_STREAMS = int(ENV.get("SSE_STREAMS", "1000"))
 SSE_TOKENS = int(ENV.get("SSE_TOKENS", "64"))
 SSE_TOKENS_PER_SECOND = float(ENV.get("SSE_TOKENS_PER_SECOND", "10"))
 SSE_ROUNDS = int(ENV.get("SSE_ROUNDS", "3"))
+SSE_RAMP_SECONDS = float(ENV.get("SSE_RAMP_SECONDS", "1"))
 WAKES = int(ENV.get("WAKES", "5"))
 WAKE_STARTUP_SECONDS = float(ENV.get("WAKE_STARTUP_SECONDS", "1"))
 GROWTH_REQUESTS = int(ENV.get("GROWTH_REQUESTS", "0"))
@@ -324,7 +325,8 @@ class SSEStream(asyncio.Protocol):
         self.body = bytearray()    # de-chunked, not yet split into events
         self.head = None
         self.chunk_left = None     # data bytes of the current chunk still to come (0: its CRLF)
-        self.delays = []
+        self.sent = []    # vllm-sim's send instants (ns), one per JSON event
+        self.delays = []  # arrival − send (ns), the same order
         self.saw_done = False
         self.complete = False
         self.error = None
@@ -388,7 +390,9 @@ class SSEStream(asyncio.Protocol):
             del body[:end + 2]
             mark = event.rfind(b'"sim_sent_ns":')
             if mark >= 0:
-                self.delays.append(now - int(event[mark + 14:].rstrip(b"}")))
+                sent = int(event[mark + 14:].rstrip(b"}"))
+                self.sent.append(sent)
+                self.delays.append(now - sent)
             elif event == b"data: [DONE]":
                 self.saw_done = True
 
@@ -398,7 +402,8 @@ class SSEStream(asyncio.Protocol):
 
 
 async def sse_streams(port, count, tokens, spread):
-    """`count` concurrent streams to 127.0.0.1:port, started evenly over `spread` seconds."""
+    """`count` concurrent streams to 127.0.0.1:port, started evenly over `spread` seconds; returns them
+    and the instant (monotonic ns) the first was started."""
     body = json.dumps(dict(CHAT, max_tokens=tokens, stream=True)).encode()
     request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
@@ -420,7 +425,8 @@ async def sse_streams(port, count, tokens, spread):
                 transport.close()
         return stream
 
-    return await asyncio.gather(*(one(i) for i in range(count)))
+    started = time.monotonic_ns()
+    return await asyncio.gather(*(one(i) for i in range(count))), started
 
 
 def percentile(values, q):
@@ -438,14 +444,19 @@ def sse_row():
     targets = {"direct": (sim_port, lambda: []), "chill": (chill_port, lambda: [chill.pid]),
                "nginx": (nginx_port, lambda: [nginx.pid] + children(nginx.pid))}
     rounds = {t: [] for t in targets}
+    load_before = os.getloadavg()[0]
     for round_number in range(1, SSE_ROUNDS + 1):
         for target, (port, pids) in targets.items():
             log(f"sse round {round_number}/{SSE_ROUNDS}: {SSE_STREAMS} streams × {SSE_TOKENS} tokens at "
                 f"{SSE_TOKENS_PER_SECOND:g} tokens/s → {target}")
             before = cpu_seconds(pids())
-            streams = asyncio.run(sse_streams(port, SSE_STREAMS, SSE_TOKENS, interval))
+            streams, started = asyncio.run(sse_streams(port, SSE_STREAMS, SSE_TOKENS, interval))
             spent = cpu_seconds(pids()) - before
             delays = sorted(d for s in streams for d in s.delays)
+            # After the ramp: while the connections open, each stream's first events (its role event and
+            # first token go out together) meet the others' connection set-up.
+            ramp_end = started + int((interval + SSE_RAMP_SECONDS) * 1e9)
+            steady = sorted(d for s in streams for d, t in zip(s.delays, s.sent) if t >= ramp_end)
             ok = [s for s in streams if s.complete and s.saw_done and s.error is None and len(s.delays) == SSE_TOKENS + 2]
             errors = [s.error for s in streams if s.error]
             if errors:
@@ -455,8 +466,10 @@ def sse_row():
                 completed=len(ok), chunks=len(delays),
                 p50=percentile(delays, 0.50) / 1e6 if delays else nan, p99=percentile(delays, 0.99) / 1e6 if delays else nan,
                 max=delays[-1] / 1e6 if delays else nan,
+                steady_p99=percentile(steady, 0.99) / 1e6 if steady else nan, steady_chunks=len(steady),
                 cpu_us=spent / len(delays) * 1e6 if delays and pids() else None))
             time.sleep(1)  # let the proxies close what the streams left
+    load_after = os.getloadavg()[0]
     stop(nginx)
     stop(chill)
 
@@ -470,24 +483,33 @@ def sse_row():
            f"vllm-sim's send instant (CLOCK_MONOTONIC), over every JSON event (role, tokens, finish); "
            f"median of {SSE_ROUNDS} interleaved round(s), {os.cpu_count()} cores",
            "",
-           "| target           | streams completed (each round) | chunks/round | p50 ms | p99 ms | max ms | proxy CPU µs/chunk¹ |",
-           "|------------------|-------------------------------:|-------------:|-------:|-------:|-------:|--------------------:|"]
+           "| target           | streams completed (each round) | chunks/round | p50 ms | p99 ms | max ms | p99 ms after the ramp² | proxy CPU µs/chunk¹ |",
+           "|------------------|-------------------------------:|-------------:|-------:|-------:|-------:|-----------------------:|--------------------:|"]
     for target in targets:
         completed = "/".join(str(r["completed"]) for r in rounds[target])
         cpu = median(target, "cpu_us")
         out.append(f"| {LABELS[target]:<16} | {completed + ' of ' + str(SSE_STREAMS):>30} | {median(target, 'chunks'):12.0f} | "
                    f"{median(target, 'p50'):6.3f} | {median(target, 'p99'):6.3f} | {median(target, 'max'):6.1f} | "
+                   f"{median(target, 'steady_p99'):22.3f} | "
                    f"{'-' if cpu is None else f'{cpu:.1f}':>19} |")
     out.append("")
+    per_round = "; ".join(t + " " + "/".join(f"{r['p99']:.1f}" for r in rounds[t]) for t in targets)
+    out.append(f"p99 ms in each round: {per_round} (1-min load average {load_before:.2f} before the rounds, "
+               f"{load_after:.2f} after)")
     out.append("¹ utime+stime of the proxy over the round ÷ chunks relayed; includes accepting each stream's connection "
                "and opening one to vllm-sim per concurrent stream")
+    out.append(f"² chunks vllm-sim sent more than {interval + SSE_RAMP_SECONDS:g} s after the first stream started "
+               f"(about {median('direct', 'steady_chunks'):.0f} per round): the {SSE_STREAMS} connections are open and "
+               f"every stream is past its first token")
     added = median("chill", "p99") - median("direct", "p99")
     nginx_added = median("nginx", "p99") - median("direct", "p99")
     all_done = all(r["completed"] == SSE_STREAMS for rs in rounds.values() for r in rs)
     out.append("")
     out.append(f"sse: chill p99 − direct p99 = {added:+.3f} ms (goal ≤ 1 ms: {'met' if added <= 1 else 'not met'}; "
                f"nginx {nginx_added:+.3f} ms); added p50 chill {median('chill', 'p50') - median('direct', 'p50'):+.3f} ms, "
-               f"nginx {median('nginx', 'p50') - median('direct', 'p50'):+.3f} ms; all {SSE_STREAMS} streams completed "
+               f"nginx {median('nginx', 'p50') - median('direct', 'p50'):+.3f} ms; after the ramp chill p99 − direct p99 "
+               f"{median('chill', 'steady_p99') - median('direct', 'steady_p99'):+.3f} ms, "
+               f"nginx {median('nginx', 'steady_p99') - median('direct', 'steady_p99'):+.3f} ms; all {SSE_STREAMS} streams completed "
                f"on every target in every round: {'yes' if all_done else 'NO'}")
     return out
 
@@ -597,7 +619,7 @@ def growth_row():
             f"| after warm-up                 | {0:8d} | {rss_before:6.1f} |",
             f"| after the requests (+1 s)     | {total:8d} | {rss_end:6.1f} |",
             "",
-            f"growth: {diff:+.1f} MB over {total} requests (goal: no growth — {'met' if diff <= 1 else 'not met'}, "
+            f"growth: {round(diff * 1000):+d} kB over {total} requests (goal: no growth — {'met' if diff <= 1 else 'not met'}, "
             f"within 1 MB); RSS after each run: {', '.join(f'{r:.1f}' for r in trail)} MB"]
 
 
@@ -619,8 +641,9 @@ def main():
             print(line)
 
 
-try:
-    main()
-finally:
-    stop_all()
-    subprocess.run(["rm", "-rf", work])
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        stop_all()
+        subprocess.run(["rm", "-rf", work])
