@@ -486,9 +486,11 @@ def sse_row():
            "| target           | streams completed (each round) | chunks/round | p50 ms | p99 ms | max ms | p99 ms after the ramp² | proxy CPU µs/chunk¹ |",
            "|------------------|-------------------------------:|-------------:|-------:|-------:|-------:|-----------------------:|--------------------:|"]
     for target in targets:
-        completed = "/".join(str(r["completed"]) for r in rounds[target])
+        counts = [r["completed"] for r in rounds[target]]
+        completed = (f"{counts[0]} of {SSE_STREAMS}" + (f" ×{len(counts)}" if len(counts) > 1 else "")
+                     if len(set(counts)) == 1 else "/".join(map(str, counts)) + f" of {SSE_STREAMS}")
         cpu = median(target, "cpu_us")
-        out.append(f"| {LABELS[target]:<16} | {completed + ' of ' + str(SSE_STREAMS):>30} | {median(target, 'chunks'):12.0f} | "
+        out.append(f"| {LABELS[target]:<16} | {completed:>30} | {median(target, 'chunks'):12.0f} | "
                    f"{median(target, 'p50'):6.3f} | {median(target, 'p99'):6.3f} | {median(target, 'max'):6.1f} | "
                    f"{median(target, 'steady_p99'):22.3f} | "
                    f"{'-' if cpu is None else f'{cpu:.1f}':>19} |")
