@@ -5,6 +5,8 @@
 #   bench/run.sh                       # 64 connections, 2 threads, 10 s per case, 3 interleaved rounds
 #   DURATION=5s CONNECTIONS=32 ROUNDS=5 bench/run.sh
 #   CASES="chat-1c" SKIP_BUILD=1 bench/run.sh   # one case; reuse .build/release
+#   CASES="" ROWS="sse wake" bench/run.sh        # only the 1,000-stream SSE row and the wake row
+#   GROWTH_REQUESTS=1000000 bench/run.sh         # also the RSS-growth row (~1-2 min more)
 #
 # All traffic stays on 127.0.0.1; everything it starts is stopped on exit.
 set -euo pipefail

@@ -33,6 +33,11 @@ struct SimConfig: Sendable {
     var quiet: Bool
     var exitOnStdinClose: Bool
     var threads: Int
+    /// Put the send instant (`"sim_sent_ns"`, CLOCK_MONOTONIC) into every streamed JSON event.
+    var chunkTimestamps = false
+    /// Append JSON lines with the instants the simulator started listening, first answered
+    /// `/health` 200 and first received another request (CLOCK_MONOTONIC ns).
+    var timingLog: String?
 
     /// Seconds between two tokens; 0 means as fast as possible.
     var tokenInterval: Double { tokensPerSecond > 0 ? 1 / tokensPerSecond : 0 }
@@ -125,6 +130,16 @@ struct VLLMSimCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads; default: the number of cores.")
     var threads: Int?
 
+    @Flag(
+        name: .customLong("chunk-timestamps"),
+        help: "Add \"sim_sent_ns\" (CLOCK_MONOTONIC nanoseconds, read just before the write) to every streamed JSON event (benchmarks: per-chunk forwarding delay).")
+    var chunkTimestamps = false
+
+    @Option(
+        name: .customLong("timing-log"),
+        help: "Append JSON lines to FILE with the CLOCK_MONOTONIC nanoseconds at which the simulator started listening, first answered /health with 200 and first received any other request (benchmarks: wake detection).")
+    var timingLog: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard startupSeconds >= 0, startupSeconds.isFinite else {
@@ -146,6 +161,7 @@ struct VLLMSimCommand: AsyncParsableCommand {
             throw ValidationError("--sleep-seconds and --wake-seconds must be >= 0")
         }
         if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
+        if let path = timingLog, path.isEmpty { throw ValidationError("--timing-log needs a file name") }
     }
 
     var config: SimConfig {
@@ -157,7 +173,7 @@ struct VLLMSimCommand: AsyncParsableCommand {
             crashMidStream: crashMidStream, failMidStream: failMidStream,
             enableSleepMode: enableSleepMode, sleepSeconds: sleepSeconds, wakeSeconds: wakeSeconds,
             quiet: quiet, exitOnStdinClose: exitOnStdinClose,
-            threads: threads ?? System.coreCount)
+            threads: threads ?? System.coreCount, chunkTimestamps: chunkTimestamps, timingLog: timingLog)
     }
 
     func run() async throws {

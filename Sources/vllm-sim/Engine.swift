@@ -63,12 +63,15 @@ final class Engine: Sendable {
     }
 
     let config: SimConfig
+    /// `--timing-log`, when given.
+    let timingLog: TimingLog?
     private let state = Mutex(State())
     private let idPrefix: String
     private let idCounter = Atomic<UInt64>(0)
 
-    init(config: SimConfig) {
+    init(config: SimConfig, timingLog: TimingLog? = nil) {
         self.config = config
+        self.timingLog = timingLog
         // 12 random hex digits per process, then a 16-digit counter: unique across restarts.
         let seed = UInt64.random(in: 0...UInt64.max) >> 16 | 1 << 47
         self.idPrefix = String(seed, radix: 16)

@@ -54,6 +54,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
+            if let timingLog = engine.timingLog {
+                timingLog.requestArrived(method: h.method.rawValue, path: h.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            }
             body = nil
             bodyTooLarge = false
             // curl sends this for bodies over 1 KiB and waits a second unless answered (uvicorn
@@ -128,7 +131,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if allow(.POST) { completion(context, kind: .completion, body: body) }
         case "/health":
             if allow(.GET) {
-                sendBody(context, status: engine.isDead ? .serviceUnavailable : .ok, contentType: nil, "")
+                let dead = engine.isDead
+                if !dead { engine.timingLog?.healthAnswered() }
+                sendBody(context, status: dead ? .serviceUnavailable : .ok, contentType: nil, "")
             }
         case "/ping":
             if allow(.GET, .POST) {
@@ -380,7 +385,17 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func writeEvent(_ context: ChannelHandlerContext, _ event: String) {
-        let buffer = context.channel.allocator.buffer(string: event)
+        var buffer: ByteBuffer
+        if config.chunkTimestamps, event.hasSuffix("}\n\n") {
+            // `data: {…}\n\n` → `data: {…,"sim_sent_ns":N}\n\n`, N read as late as possible.
+            buffer = context.channel.allocator.buffer(capacity: event.utf8.count + 40)
+            buffer.writeSubstring(event.dropLast(3))
+            buffer.writeString(",\"sim_sent_ns\":")
+            buffer.writeString(String(monotonicNanoseconds()))
+            buffer.writeString("}\n\n")
+        } else {
+            buffer = context.channel.allocator.buffer(string: event)
+        }
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
     }
 

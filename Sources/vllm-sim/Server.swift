@@ -20,6 +20,14 @@ struct SimServer {
         if config.exitOnStdinClose { watchStdin() }
 
         let config = self.config
+        var timingLog: TimingLog?
+        if let path = config.timingLog {
+            guard let log = TimingLog(path: path) else {
+                logLine("vllm-sim: cannot open --timing-log \(path): \(String(cString: strerror(errno)))")
+                exit(2)
+            }
+            timingLog = log
+        }
         logLine(
             "vllm-sim: loading model \(config.servedModelName) "
                 + "(startup \(config.startupSeconds)s, pid \(getpid()))")
@@ -31,7 +39,7 @@ struct SimServer {
             exit(1)
         }
 
-        let engine = Engine(config: config)
+        let engine = Engine(config: config, timingLog: timingLog)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
@@ -54,6 +62,7 @@ struct SimServer {
             logLine("vllm-sim: cannot listen on \(config.host):\(config.port): \(error)")
             exit(2)
         }
+        timingLog?.listening()
         let port = channel.localAddress?.port ?? config.port
         let hostForURL = config.host.contains(":") ? "[\(config.host)]" : config.host
         logLine("vllm-sim: serving \(config.servedModelName) on http://\(hostForURL):\(port)")

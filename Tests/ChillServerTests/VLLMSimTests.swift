@@ -421,4 +421,99 @@ struct VLLMSimTests {
         #expect(metric(m, "vllm:engine_sleep_state", [#"sleep_state="discard_all""#]) == 1)
         #expect(try await SimHTTP.request(port: port, "POST", "/sleep?level=3").status == 400)
     }
+
+    // MARK: benchmark instrumentation
+
+    /// CLOCK_MONOTONIC in nanoseconds, the clock vllm-sim's `--chunk-timestamps` and `--timing-log` use.
+    static func monotonicNanoseconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    }
+
+    @Test func chunkTimestampsStampEveryJSONEventWithTheSendInstant() async throws {
+        let sim = try await VLLMSim.launch(args: ["--tokens-per-second", "50", "--chunk-timestamps"])
+        defer { sim.kill() }
+        let tokens = 4
+        let before = Self.monotonicNanoseconds()
+        let r = try await SimHTTP.request(
+            port: sim.port, "POST", "/v1/chat/completions",
+            body: chat(maxTokens: tokens, stream: true, extra: #","stream_options":{"include_usage":true}"#))
+        let after = Self.monotonicNanoseconds()
+        #expect(r.status == 200)
+        #expect(r.complete)
+        // Still one event per chunk: role + tokens + finish + usage + [DONE].
+        let chunks = r.chunkTexts
+        #expect(chunks.count == 1 + tokens + 3)
+        #expect(chunks.last == "data: [DONE]\n\n")
+        var stamps: [Int] = []
+        for chunk in chunks.dropLast() {
+            #expect(chunk.hasPrefix("data: {") && chunk.hasSuffix("}\n\n"))
+            let event = try #require(
+                JSONSerialization.jsonObject(with: Data(chunk.dropFirst(6).utf8)) as? [String: Any])
+            #expect(event["object"] as? String == "chat.completion.chunk")
+            stamps.append(try #require(event["sim_sent_ns"] as? Int, "no sim_sent_ns in \(chunk)"))
+        }
+        // Instants of the same clock, in send order, within the request as this process saw it.
+        #expect(stamps == stamps.sorted())
+        #expect(stamps.first! >= before && stamps.last! <= after)
+        // The content is unchanged.
+        let content = try chunks[1...tokens].map { chunk -> String? in
+            let e = try JSONSerialization.jsonObject(with: Data(chunk.dropFirst(6).utf8)) as? [String: Any]
+            return (((e?["choices"] as? [[String: Any]])?.first)?["delta"] as? [String: Any])?["content"] as? String
+        }
+        #expect(content == ["Hello", " ha", " ha", "!"])
+    }
+
+    @Test func chunkTimestampsAreOffByDefault() async throws {
+        let sim = try await VLLMSim.launch(args: ["--tokens-per-second", "0"])
+        defer { sim.kill() }
+        let r = try await SimHTTP.request(
+            port: sim.port, "POST", "/v1/chat/completions", body: chat(maxTokens: 3, stream: true))
+        #expect(r.status == 200 && r.complete)
+        #expect(!r.text.contains("sim_sent_ns"))
+    }
+
+    @Test func timingLogRecordsListeningFirstHealthAndFirstOtherRequest() async throws {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("vllm-sim-timing-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let before = Self.monotonicNanoseconds()
+        let sim = try await VLLMSim.launch(args: ["--startup-seconds", "0.2", "--tokens-per-second", "0", "--timing-log", path])
+        defer { sim.kill() }
+        let port = sim.port
+        #expect(try await SimHTTP.request(port: port, "GET", "/health").status == 200)
+        #expect(try await SimHTTP.request(port: port, "GET", "/health").status == 200)
+        #expect(try await SimHTTP.request(port: port, "GET", "/v1/models?x=1").status == 200)
+        #expect(
+            try await SimHTTP.request(port: port, "POST", "/v1/chat/completions", body: chat(maxTokens: 1)).status == 200)
+        #expect(try await SimHTTP.request(port: port, "GET", "/health").status == 200)
+        let after = Self.monotonicNanoseconds()
+
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let events = try lines.map { line in
+            try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        // Only the first of each: later /health answers and the chat request add nothing.
+        #expect(events.map { $0["event"] as? String } == ["listening", "health_200", "request"])
+        #expect(events.allSatisfy { $0["pid"] as? Int == Int(sim.pid) })
+        #expect(events[2]["method"] as? String == "GET")
+        #expect(events[2]["path"] as? String == "/v1/models")
+        let ns = events.compactMap { $0["ns"] as? Int }
+        #expect(ns.count == 3)
+        #expect(ns == ns.sorted())
+        #expect(ns.first! >= before && ns.last! <= after)
+    }
+
+    @Test func timingLogThatCannotBeOpenedStopsTheSimulator() async throws {
+        let sim = try VLLMSim.spawn(args: ["--timing-log", "/nonexistent-dir/timing.jsonl"])
+        defer { sim.kill() }
+        do {
+            try await sim.waitUntilServing(timeout: 30)
+            Issue.record("expected the simulator to exit")
+        } catch VLLMSim.LaunchError.exitedBeforeServing(let status, let output) {
+            #expect(status == 2)
+            #expect(output.contains("cannot open --timing-log"))
+        }
+    }
 }
