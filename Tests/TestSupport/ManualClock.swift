@@ -92,8 +92,10 @@ public struct Timeout: Error, CustomStringConvertible {
 }
 
 /// Waits for a condition that other tasks make true, yielding in between; fails after `limit`
-/// instead of hanging. Not a sleep-and-hope: the condition is the thing asserted.
-public func eventually(_ what: String, limit: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool) async throws {
+/// instead of hanging. Not a sleep-and-hope: the condition is the thing asserted. The limit only
+/// catches a hang: a passing wait returns as soon as the condition holds, and 5 s was seen to starve
+/// on a 2-core machine running the whole suite beside other builds.
+public func eventually(_ what: String, limit: Duration = .seconds(30), _ condition: @Sendable () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: limit)
     while try await !condition() {
