@@ -7,6 +7,16 @@ import Testing
 @Suite(.serialized) struct ProxyHTTPBadInputTests {
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+    /// Sends `burst` in one write on a fresh connection, then reads `answers` responses from it.
+    static func pipelined(_ burst: String, answers: Int, to chill: E2EChill) async throws -> [E2EHTTP.Response] {
+        try await E2EHTTP.onThread {
+            let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
+            defer { connection.close() }
+            try connection.sendRaw(bytes(burst))
+            return try (0..<answers).map { _ in try connection.readResponse() }
+        }
+    }
+
     @Test(.timeLimit(.minutes(1)), arguments: [
         ("one 100 KB header", "X-Bomb: \(String(repeating: "b", count: 100_000))\r\n"),
         ("4000 small headers", (0..<4000).map { "X-H\($0): \(String(repeating: "v", count: 20))\r\n" }.joined()),
@@ -157,12 +167,7 @@ import Testing
                 + "GET /proxy/version HTTP/1.1\r\nHost: x\r\n\r\n"
                 + "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
                 + "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(unknown.utf8.count)\r\n\r\n\(unknown)"
-            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
-                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
-                defer { connection.close() }
-                try connection.sendRaw(Self.bytes(burst))
-                return try (0..<4).map { _ in try connection.readResponse() }
-            }
+            let responses = try await Self.pipelined(burst, answers: 4, to: chill)
             #expect(responses.map(\.status) == [200, 200, 200, 404])
             #expect(try responses[0].json()["status"] as? String == "ok")
             #expect(try responses[1].json()["component"] as? String == "chill-server")
@@ -183,12 +188,7 @@ import Testing
             let chat = E2E.chat()
             let post = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
             let burst = post + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post + post
-            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
-                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
-                defer { connection.close() }
-                try connection.sendRaw(Self.bytes(burst))
-                return try (0..<4).map { _ in try connection.readResponse() }
-            }
+            let responses = try await Self.pipelined(burst, answers: 4, to: chill)
             #expect(responses.map(\.status) == [200, 200, 200, 200])
             #expect(try responses[0].json()["object"] as? String == "chat.completion")
             #expect(try responses[1].json()["status"] as? String == "ok")
@@ -209,12 +209,7 @@ import Testing
             let health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
             let count = 300
             let burst = (0..<count).map { $0 % 2 == 0 ? post : health }.joined()
-            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
-                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
-                defer { connection.close() }
-                try connection.sendRaw(Self.bytes(burst))
-                return try (0..<count).map { _ in try connection.readResponse() }
-            }
+            let responses = try await Self.pipelined(burst, answers: count, to: chill)
             #expect(responses.allSatisfy { $0.status == 200 && $0.complete })
             let kinds = try responses.map { try $0.json()["object"] as? String ?? ($0.json()["status"] as? String ?? "?") }
             #expect(kinds == (0..<count).map { $0 % 2 == 0 ? "chat.completion" : "ok" })
@@ -232,12 +227,7 @@ import Testing
             let chat = E2E.chat()
             let burst = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
                 + "GARBAGE\r\n\r\n"
-            let responses = try await E2EHTTP.onThread { () throws -> [E2EHTTP.Response] in
-                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 30)
-                defer { connection.close() }
-                try connection.sendRaw(Self.bytes(burst))
-                return try (0..<2).map { _ in try connection.readResponse() }
-            }
+            let responses = try await Self.pipelined(burst, answers: 2, to: chill)
             #expect(responses[0].status == 200 && responses[0].complete, "\(responses[0])")
             #expect(try responses[0].json()["object"] as? String == "chat.completion")
             try BadInput.expectError(responses[1], status: 400, type: "invalid_request_error", code: "invalid_http")
