@@ -179,7 +179,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             let gate = self.gate
             Task {
                 await gate.waitUntilNothingInFlight()
-                await self.stopIfStillWanted()
+                self.stopIfStillWanted()
             }
         }
     }
@@ -252,7 +252,7 @@ actor Scaler<C: Clock> where C.Duration == Duration {
             let clock = self.clock
             Task {
                 try await clock.sleep(for: timeout)
-                await self.wakeTimerFired(generation)
+                self.wakeTimerFired(generation)
             }
         case .releaseHeld:
             recordWake(result: nil)
