@@ -91,6 +91,11 @@ final class LocalRoutes: Sendable {
 
     /// Decided on the event loop, synchronously.
     func route(for head: HTTPRequestHead) -> Route {
+        // A proxy for vLLM's API, not a forward proxy: no tunnels.
+        if head.method == .CONNECT {
+            return .unavailable(OpenAIError(status: .methodNotAllowed, message: "CONNECT is not supported: chill-server is not a forward proxy",
+                                            type: "invalid_request_error", code: "method_not_allowed"))
+        }
         let path = Self.path(of: head.uri)
         if path.hasPrefix("/proxy/") || path == "/health" || path == "/readyz" { return .local }
         let isV1 = path.hasPrefix("/v1/")

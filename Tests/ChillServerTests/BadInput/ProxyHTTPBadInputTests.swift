@@ -217,6 +217,18 @@ import Testing
         }
     }
 
+    /// chill-server relays vLLM's API; it is not a forward proxy: CONNECT is refused (405, then the
+    /// connection closes), not relayed. NIO frames every response to CONNECT without a body, so this
+    /// one answer has no OpenAI error body.
+    @Test(.timeLimit(.minutes(1)))
+    func connectIsRefused405() async throws {
+        try await BadInput.withChill { chill in
+            let r = try await BadInput.raw(chill, Self.bytes("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), method: "HEAD")
+            #expect(r.status == 405, "\(r)")
+            #expect(r.header("connection") == "close")
+        }
+    }
+
     /// Bytes that are not HTTP after a pipelined request: that request is answered whole first, then
     /// the 400, and the connection closes (the parser's error waits its turn).
     @Test(.timeLimit(.minutes(1)))
