@@ -152,28 +152,34 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func streamingIsRelayedEventByEventByteIdentical() async throws {
-        try await Self.withProcessChill(idle: "30s", sim: ["--tokens-per-second", "20"]) { chill, simPort in
+        try await Self.withProcessChill(idle: "30s", sim: ["--tokens-per-second", "5"]) { chill, simPort in
             let body = E2E.chat(stream: true, maxTokens: 8)
             // Cold: the held streaming request is replayed once the model serves.
             let cold = try await chill.request("POST", "/v1/chat/completions", body: body)
             let direct = try await E2EHTTP.request(port: simPort, "POST", "/v1/chat/completions", body: body)
             let warm = try await chill.request("POST", "/v1/chat/completions", body: body)
 
+            // Compared as SSE events, not HTTP chunks: events that reach a proxy together (on a starved
+            // machine) are relayed as that read's chunks, split anywhere.
+            func events(_ r: E2EHTTP.Response) -> [String] {
+                r.text.components(separatedBy: "\n\n").dropLast().map { E2E.normalized($0 + "\n\n") }
+            }
             #expect(direct.status == 200 && direct.complete)
             // role event + 8 tokens + finish event + [DONE]
-            #expect(direct.chunks.count == 11, "\(direct.chunkTexts)")
+            #expect(events(direct).count == 11, "\(direct.chunkTexts)")
             for (name, response) in [("cold", cold), ("warm", warm)] {
                 #expect(response.status == 200, "\(name): \(response)")
                 #expect(response.header("content-type")?.hasPrefix("text/event-stream") == true, "\(name)")
                 #expect(response.isChunked, "\(name): not chunked")
                 #expect(response.complete, "\(name): stream not terminated")
                 #expect(response.chunkTexts.last == "data: [DONE]\n\n", "\(name)")
-                // The same events, one HTTP chunk each, byte for byte (only id and created differ per request).
-                #expect(response.chunkTexts.map(E2E.normalized) == direct.chunkTexts.map(E2E.normalized), "\(name): \(response.chunkTexts)")
+                // The same events, byte for byte (only id and created differ per request).
+                #expect(events(response) == events(direct), "\(name): \(response.chunkTexts)")
                 // Tokens 2 and 3 (" ha", " ha") are byte-identical events: a proxy must not drop either.
-                if response.chunks.count > 3 {
-                    #expect(response.chunks[2] == response.chunks[3], "\(name)")
-                    #expect(response.chunkTexts[2].contains(#""content":" ha""#), "\(name)")
+                let relayed = events(response)
+                if relayed.count > 3 {
+                    #expect(relayed[2] == relayed[3], "\(name)")
+                    #expect(relayed[2].contains(#""content":" ha""#), "\(name)")
                 }
                 let content = response.chunkTexts.compactMap { text -> String? in
                     guard let range = text.range(of: #""content":""#) else { return nil }
@@ -181,9 +187,9 @@ import Testing
                 }.joined()
                 #expect(content == "Hello ha ha! I am a simulated", "\(name)")
                 #expect(response.text.contains(#""finish_reason":"length""#), "\(name)")
-                // Streamed as produced (8 tokens at 20/s), not buffered and sent at the end.
+                // Streamed as produced (8 tokens at 5/s: 1.6 s), not buffered and sent at the end.
                 if let first = response.chunkTimes.first, let last = response.chunkTimes.last {
-                    #expect(last - first >= 0.25, "\(name): all chunks arrived within \(last - first)s")
+                    #expect(last - first >= 0.8, "\(name): all chunks arrived within \(last - first)s")
                 }
             }
             let stats = try await chill.stats()
