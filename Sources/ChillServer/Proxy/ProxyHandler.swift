@@ -22,7 +22,7 @@ final class ProxyEnvironment: Sendable {
     let apiKey: APIKey?
 
     init(models: ModelRegistry, pool: UpstreamPool, routes: LocalRoutes, metrics: MetricsHub?, maxBodySize: Int, idleConnectionTimeout: TimeAmount,
-         upstreamResponseTimeout: TimeAmount = .minutes(10), bodyReadTimeout: TimeAmount = .seconds(60), logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
+         upstreamResponseTimeout: TimeAmount, bodyReadTimeout: TimeAmount, logger: Logger, shutdown: ShutdownFlag, heldBytes: ByteBudget, apiKey: APIKey?) {
         self.models = models
         self.pool = pool
         self.routes = routes

@@ -94,20 +94,25 @@ import Testing
     func aOneGigabyteBodyIs413WithTheLimitAndNothingIsKept() async throws {
         try await BadInput.withChill(extra: ["--max-body-size", "1048576"]) { chill in
             // Content-Length says 1 GiB; the model would come last, so the proxy must buffer to route it.
-            let r = try await E2EHTTP.onThread { () throws -> E2EHTTP.Response in
-                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 20)
-                defer { connection.close() }
-                try connection.sendRaw(Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(1 << 30)\r\n\r\n{\"messages\":[".utf8))
-                let chunk = [UInt8](repeating: UInt8(ascii: " "), count: 64 * 1024)
-                // Just past the limit, then stop: bytes sent after the server closed would reset the connection.
-                for _ in 0..<16 { try connection.sendRaw(chunk) }
-                return try connection.readResponse()
-            }
+            // Just past the limit, then stop: bytes sent after the server closed would reset the connection.
+            let r = try await Self.sendGigabyteBody(startingWith: #"{"messages":["#, sending: 16, to: chill)
             try BadInput.expectError(r, status: 413, type: "invalid_request_error", code: "request_too_large",
                                      messageContains: "request body exceeds 1048576 bytes (--max-body-size)")
             #expect(r.header("connection") == "close")
             try await chill.waitForNothingInFlight()
             #expect(try await chill.state() == "ScaledDown")
+        }
+    }
+
+    /// A POST whose Content-Length says 1 GiB: `start`, then `chunks` × 64 KiB of spaces; the response.
+    static func sendGigabyteBody(startingWith start: String, sending chunks: Int, to chill: E2EChill) async throws -> E2EHTTP.Response {
+        try await E2EHTTP.onThread {
+            let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 20)
+            defer { connection.close() }
+            try connection.sendRaw(Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(1 << 30)\r\n\r\n\(start)".utf8))
+            let chunk = [UInt8](repeating: UInt8(ascii: " "), count: 64 * 1024)
+            for _ in 0..<chunks { try connection.sendRaw(chunk) }
+            return try connection.readResponse()
         }
     }
 
@@ -117,14 +122,7 @@ import Testing
         try await BadInput.withChill(extra: ["--max-body-size", "1048576"]) { chill in
             let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
             #expect(warm.status == 200)
-            let r = try await E2EHTTP.onThread { () throws -> E2EHTTP.Response in
-                let connection = try E2EHTTP.Connection.open(port: chill.port, timeout: 20)
-                defer { connection.close() }
-                try connection.sendRaw(Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(1 << 30)\r\n\r\n{\"model\":\"\(E2E.model)\",\"messages\":[".utf8))
-                let chunk = [UInt8](repeating: UInt8(ascii: " "), count: 64 * 1024)
-                for _ in 0..<17 { try connection.sendRaw(chunk) }
-                return try connection.readResponse()
-            }
+            let r = try await Self.sendGigabyteBody(startingWith: #"{"model":"\#(E2E.model)","messages":["#, sending: 17, to: chill)
             try BadInput.expectError(r, status: 413, type: "invalid_request_error", code: "request_too_large",
                                      messageContains: "request body exceeds 1048576 bytes (--max-body-size)")
             try await chill.waitForNothingInFlight()

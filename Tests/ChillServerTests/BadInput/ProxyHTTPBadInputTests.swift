@@ -7,6 +7,12 @@ import Testing
 @Suite(.serialized) struct ProxyHTTPBadInputTests {
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+    /// A whole chat completion request for the served model, as bytes on the wire would read.
+    static func rawChat() -> String {
+        let chat = E2E.chat()
+        return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
+    }
+
     /// Sends `burst` in one write on a fresh connection, then reads `answers` responses from it.
     static func pipelined(_ burst: String, answers: Int, to chill: E2EChill) async throws -> [E2EHTTP.Response] {
         try await E2EHTTP.onThread {
@@ -185,8 +191,7 @@ import Testing
         try await BadInput.withChill { chill in
             let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
             #expect(warm.status == 200)
-            let chat = E2E.chat()
-            let post = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
+            let post = Self.rawChat()
             let burst = post + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post + post
             let responses = try await Self.pipelined(burst, answers: 4, to: chill)
             #expect(responses.map(\.status) == [200, 200, 200, 200])
@@ -204,8 +209,7 @@ import Testing
         try await BadInput.withChill { chill in
             let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
             #expect(warm.status == 200)
-            let chat = E2E.chat()
-            let post = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
+            let post = Self.rawChat()
             let health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
             let count = 300
             let burst = (0..<count).map { $0 % 2 == 0 ? post : health }.joined()
@@ -236,9 +240,7 @@ import Testing
         try await BadInput.withChill { chill in
             let warm = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
             #expect(warm.status == 200)
-            let chat = E2E.chat()
-            let burst = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"
-                + "GARBAGE\r\n\r\n"
+            let burst = Self.rawChat() + "GARBAGE\r\n\r\n"
             let responses = try await Self.pipelined(burst, answers: 2, to: chill)
             #expect(responses[0].status == 200 && responses[0].complete, "\(responses[0])")
             #expect(try responses[0].json()["object"] as? String == "chat.completion")
