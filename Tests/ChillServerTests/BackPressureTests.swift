@@ -20,7 +20,9 @@ import Testing
     }
 
     final class NullDelegate: UpstreamDelegate {
-        func upstreamRead(_ part: HTTPClientResponsePart) {}
+        func upstreamHead(_ head: UpstreamResponseHead) -> Bool { false }
+        func upstreamBody(_ body: ByteBuffer) {}
+        func upstreamEnd() {}
         func upstreamReadComplete() {}
         func upstreamClosed(error: (any Error)?) {}
         func upstreamWritabilityChanged(_ writable: Bool) {}

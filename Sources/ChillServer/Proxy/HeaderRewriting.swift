@@ -45,24 +45,6 @@ enum HeaderRewriting {
         head.version = .http1_1
         return head
     }
-
-    /// The response as the client sees it; NIO's encoder re-frames the body (chunked or Content-Length).
-    /// An HTTP/1.0 client gets an HTTP/1.0 head: never chunked (a body without Content-Length ends
-    /// with the close), and `Connection: keep-alive` when the connection stays open.
-    static func clientResponseHead(_ head: HTTPResponseHead, keepAlive: Bool, clientVersion: HTTPVersion = .http1_1) -> HTTPResponseHead {
-        var head = head
-        removeHopByHop(&head.headers)
-        head.version = clientVersion == .http1_0 ? .http1_0 : .http1_1
-        if !keepAlive { head.headers.add(name: "connection", value: "close") }
-        else if clientVersion == .http1_0 { head.headers.add(name: "connection", value: "keep-alive") }
-        return head
-    }
-
-    /// Whether a response to an HTTP/1.0 client must end with the close (it has no Content-Length,
-    /// and HTTP/1.0 has no chunked encoding).
-    static func isCloseDelimited(_ head: HTTPResponseHead, clientVersion: HTTPVersion) -> Bool {
-        clientVersion == .http1_0 && !head.headers.contains(name: "content-length")
-    }
 }
 
 extension Substring {

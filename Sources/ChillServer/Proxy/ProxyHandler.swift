@@ -48,8 +48,9 @@ final class ProxyEnvironment: Sendable {
 /// hold ends with the exchange that set it.
 final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    // Responses are bytes: relayed as the backend framed them, or serialized by HTTPHeadWriter.
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let env: ProxyEnvironment
     private var context: ChannelHandlerContext?
@@ -93,6 +94,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var start: NIODeadline = .now()
         var keepAlive = true
         var version = HTTPVersion.http1_1
+        var isHEAD = false
+        /// The body came chunked (no length known up front): it goes upstream chunked too.
+        var chunkedBody = false
         var countedInFlight = false
         var bufferedBytes = 0
         var requestEnded = false
@@ -192,7 +196,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func channelReadComplete(context: ChannelHandlerContext) {
         inClientRead = false
         if bodyReadAt != nil, bodyTimer == nil { scheduleBodyCheck(in: env.bodyReadTimeout, context: context) }
-        if case .streaming(let upstream) = state { upstream.channel.flush() }
+        if case .streaming(let upstream) = state { upstream.handler.flush() }
         context.fireChannelReadComplete()
     }
 
@@ -232,10 +236,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             let answer = OpenAIError.forParserError(error)
             var headers = answer.headers
             headers.add(name: "connection", value: "close")
-            headers.add(name: "content-length", value: String(answer.body.count))
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            var out = context.channel.allocator.buffer(capacity: 256 + answer.body.count)
+            HTTPHeadWriter.writeResponse(version: .http1_1, status: answer.status, headers: headers, contentLength: answer.body.count, into: &out)
+            out.writeBytes(answer.body)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
         context.close(promise: nil)
     }
@@ -245,14 +249,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func receiveHead(_ head: HTTPRequestHead) {
         idleSince = nil
         requestID += 1
-        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, version: head.version, clientAddress: clientAddress)
+        request = RequestInfo(start: .now(), keepAlive: head.isKeepAlive, version: head.version, isHEAD: head.method == .HEAD,
+                              chunkedBody: head.headers.contains(name: "transfer-encoding"), clientAddress: clientAddress)
         bodyReadAt = request.start
         if env.shutdown.isSet {
             request.keepAlive = false
             return respond(OpenAIError.shuttingDown)
         }
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            if let context {
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            }
         }
         switch env.routes.route(for: head) {
         case .local:
@@ -263,6 +270,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             var upstreamHead = HeaderRewriting.upstreamRequestHead(head, clientAddress: request.clientAddress)
             upstreamHead.headers.remove(name: "expect")
+            // The decoder took the client's chunks apart; the backend gets the body chunked again.
+            if request.chunkedBody { upstreamHead.headers.add(name: "transfer-encoding", value: "chunked") }
             if let apiKey = env.apiKey { upstreamHead.headers.replaceOrAdd(name: "authorization", value: apiKey.bearer) }
             switch kind {
             case .metrics(let model):
@@ -340,8 +349,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             if request.replay != nil {
                 if request.bufferedBytes <= 64 * 1024 { request.replay?.1.append(.byteBuffer(body)) } else { request.replay = nil }
             }
-            upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-            if !inClientRead { upstream.channel.flush() }
+            upstream.handler.sendBody(body)
+            if !inClientRead { upstream.handler.flush() }
         case .idle, .discarding:
             break
         }
@@ -359,8 +368,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .waiting(let head, let parts, _):
             state = .waiting(head: head, parts: parts, ended: true)
         case .streaming(let upstream):
-            upstream.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
-            if !inClientRead { upstream.channel.flush() }
+            upstream.handler.sendEnd()
+            if !inClientRead { upstream.handler.flush() }
         case .idle, .discarding:
             break
         }
@@ -505,39 +514,53 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         state = .streaming(connection)
         connection.handler.delegate = self
         if !request.retried, request.bufferedBytes <= 64 * 1024, head.isReplayable { request.replay = (head, parts) }
-        let channel = connection.channel
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        for part in parts { channel.write(HTTPClientRequestPart.body(part), promise: nil) }
-        if ended { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
+        connection.handler.sendRequest(head, chunked: request.chunkedBody, parts: parts, ended: ended)
         // Inside a client read, channelReadComplete flushes once the rest of the burst is written.
-        if !inClientRead { channel.flush() }
+        if !inClientRead { connection.handler.flush() }
         connection.handler.setPeerWritable(context?.channel.isWritable ?? true)
-        setUpstreamWritable(channel.isWritable)
+        setUpstreamWritable(connection.channel.isWritable)
         armResponseTimer()
     }
 
-    func upstreamRead(_ part: HTTPClientResponsePart) {
-        guard let context, case .streaming(let upstream) = state else { return }
-        switch part {
-        case .head(let head):
-            if head.status.code < 200 { return }  // 1xx: we answered Expect ourselves
-            request.responseStarted = true
-            responseDeadline = nil
-            request.replay = nil
-            request.responseStatus = Int(head.status.code)
-            request.upstreamKeepAlive = head.isKeepAlive
-            if HeaderRewriting.isCloseDelimited(head, clientVersion: request.version) { request.keepAlive = false }
-            responseOpen = true
-            context.write(wrapOutboundOut(.head(HeaderRewriting.clientResponseHead(head, keepAlive: request.keepAlive, clientVersion: request.version))), promise: nil)
-        case .body(let body):
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        case .end(let trailers):
-            upstream.handler.delegate = nil
-            setUpstreamWritable(true)
-            if request.requestEnded && request.upstreamKeepAlive { env.pool.release(upstream) } else { upstream.channel.close(promise: nil) }
-            state = .idle
-            finishResponse(.end(trailers))
+    func upstreamHead(_ head: UpstreamResponseHead) -> Bool {
+        guard let context, case .streaming = state, head.status >= 200 else { return false }  // 1xx: we answered Expect ourselves
+        request.responseStarted = true
+        responseDeadline = nil
+        request.replay = nil
+        request.responseStatus = head.status
+        request.upstreamKeepAlive = head.keepAlive
+        let http10 = request.version == .http1_0
+        // HTTP/1.0 has no chunks: such a body is decoded and ends with the close, as does one the
+        // backend itself ends by closing.
+        let decodeChunks = http10 && head.framing == .chunked
+        if decodeChunks || head.framing == .untilClose { request.keepAlive = false }
+        responseOpen = true
+        if !http10, request.keepAlive, head.minorVersion == 1, !head.needsRewrite {
+            context.write(wrapOutboundOut(head.bytes), promise: nil)  // the warm path: forwarded untouched
+        } else {
+            let rewritten = head.rewritten(keepAlive: request.keepAlive, http10: http10, relaysChunks: !decodeChunks,
+                                           allocator: context.channel.allocator)
+            context.write(wrapOutboundOut(rewritten), promise: nil)
         }
+        return decodeChunks
+    }
+
+    func upstreamBody(_ body: ByteBuffer) {
+        guard let context, case .streaming = state else { return }
+        context.write(wrapOutboundOut(body), promise: nil)
+    }
+
+    func upstreamEnd() {
+        guard case .streaming(let upstream) = state else { return }
+        upstream.handler.delegate = nil
+        setUpstreamWritable(true)
+        if request.requestEnded && request.upstreamKeepAlive && upstream.handler.isReusable {
+            env.pool.release(upstream)
+        } else {
+            upstream.channel.close(promise: nil)
+        }
+        state = .idle
+        finishResponse(last: nil)
     }
 
     func upstreamReadComplete() {
@@ -600,11 +623,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         else if request.version == .http1_0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
         request.responseStatus = Int(response.status.code)
         responseOpen = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version == .http1_0 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
-        if !response.body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
-        }
-        finishResponse(.end(nil), recordMetrics: recordMetrics)
+        // A response to HEAD says the length its GET would have, without the body.
+        let body = request.isHEAD ? [] : response.body
+        var out = context.channel.allocator.buffer(capacity: 256 + body.count)
+        HTTPHeadWriter.writeResponse(version: request.version == .http1_0 ? .http1_0 : .http1_1, status: response.status,
+                                     headers: headers, contentLength: nil, into: &out)
+        out.writeBytes(body)
+        finishResponse(last: out, recordMetrics: recordMetrics)
     }
 
     private func respond(_ error: OpenAIError) {
@@ -616,7 +641,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         writeLocal(LocalResponse(status: error.status, headers: error.headers, body: error.body), recordMetrics: true)
     }
 
-    private func finishResponse(_ end: HTTPServerResponsePart, recordMetrics: Bool = true) {
+    /// The response is written but for `last`: count it, and keep or close the connection.
+    private func finishResponse(last: ByteBuffer?, recordMetrics: Bool = true) {
         guard let context else { return }
         let keepAlive = request.keepAlive && !env.shutdown.isSet
         let closeAfter = !keepAlive || !request.requestEnded
@@ -636,11 +662,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         responseOpen = false
         if closeAfter {
             pipelined.removeAll()
-            context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { [weak self] _ in
+            context.writeAndFlush(wrapOutboundOut(last ?? context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { [weak self] _ in
                 self?.context?.close(promise: nil)
             }
         } else {
-            context.writeAndFlush(wrapOutboundOut(end), promise: nil)
+            if let last { context.write(wrapOutboundOut(last), promise: nil) }
+            context.flush()
             drainPipelined()
         }
     }

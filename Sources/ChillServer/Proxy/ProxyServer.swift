@@ -42,11 +42,10 @@ final class ProxyServer: ServiceLifecycle.Service {
                         let sync = channel.pipeline.syncOperations
                         let head = IncompleteHeadState()
                         try sync.addHandler(IncompleteHeadGuard(state: head))
-                        // Response headers are relayed from a parsed backend response or written by chill: the
-                        // outbound validator would re-check every byte of every head (measured: bench/).
+                        // Only a request decoder: responses go out as bytes (relayed as the backend framed
+                        // them, or written by HTTPHeadWriter), so no encoder re-frames every body part.
                         // Pipelined requests and parser errors are ProxyHandler's (see PipelinedRequests).
-                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
-                                                             withOutboundHeaderValidation: false)
+                        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                         try sync.addHandler(ProxyHandler(environment: environment, headState: head))
                     }
                 }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Keep-alive HTTP/1.1 connections to the backend, one pool per event loop so a proxied request
@@ -63,8 +62,7 @@ final class UpstreamPool: @unchecked Sendable {
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Request heads are parsed client requests plus X-Forwarded-*, and the API key (checked at start).
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // No HTTP codec: UpstreamHandler frames requests and reads responses as bytes.
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -141,69 +139,5 @@ private final class LoopPool: @unchecked Sendable {  // touched only on its even
             }
             pool.scheduleSweep()
         }
-    }
-}
-
-/// Receives what the backend sends and hands it to whichever client request leased the connection.
-protocol UpstreamDelegate: AnyObject {
-    func upstreamRead(_ part: HTTPClientResponsePart)
-    func upstreamReadComplete()
-    func upstreamClosed(error: (any Error)?)
-    func upstreamWritabilityChanged(_ writable: Bool)
-}
-
-/// The upstream end of a relay. Back-pressure is glue-handler style: while the client it relays to
-/// cannot take more bytes, `read()` is held here instead of toggling `autoRead`, and the hold belongs
-/// to the lease — clearing the delegate (the exchange ended, the connection goes back to the pool)
-/// lets any held read through, so a pooled connection can never be left unable to read.
-final class UpstreamHandler: ChannelDuplexHandler, @unchecked Sendable {  // touched only on its event loop
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    weak var delegate: (any UpstreamDelegate)? {
-        didSet { if delegate == nil { setPeerWritable(true) } }
-    }
-    private var error: (any Error)?
-    private var context: ChannelHandlerContext?
-    private var reads = HeldReads()
-
-    /// The client side's writability: reads from the backend wait while it is false.
-    func setPeerWritable(_ writable: Bool) {
-        reads.setPeerWritable(writable, context)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    func read(context: ChannelHandlerContext) {
-        reads.read(context)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        delegate?.upstreamRead(unwrapInboundIn(data))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        delegate?.upstreamReadComplete()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        delegate?.upstreamClosed(error: error)
-        delegate = nil
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(context.channel.isWritable)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.error = error
-        context.close(promise: nil)
     }
 }
