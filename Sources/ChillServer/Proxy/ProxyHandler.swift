@@ -256,7 +256,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             request.keepAlive = false
             return respond(OpenAIError.shuttingDown)
         }
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+        // HTTP/1.0 has no 1xx responses (RFC 9110 §15.2): such a client just sends its body.
+        if head.version != .http1_0, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             if let context {
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             }

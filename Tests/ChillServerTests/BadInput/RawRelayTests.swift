@@ -45,4 +45,15 @@ import Testing
             #expect(next.status == 200 && !next.body.isEmpty, "the connection is still in step: \(next)")
         }
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func anHTTP10ClientThatExpects100ContinueGetsOnlyTheAnswer() async throws {
+        try await BadInput.withChill { chill in
+            let chat = E2E.chat()
+            let r = try await BadInput.raw(chill, ProxyHTTPBadInputTests.bytes(
+                "POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: \(chat.utf8.count)\r\n\r\n\(chat)"))
+            #expect(r.status == 200, "no interim 100 for HTTP/1.0: \(r)")
+            #expect(r.text.contains("\"chat.completion\""), "\(r.text)")
+        }
+    }
 }
