@@ -13,19 +13,12 @@ enum HTTPHeadWriter {
         writeHeaders(head.headers, into: &out)
     }
 
-    /// A response head, with `content-length` added when `contentLength` is given.
-    static func writeResponse(version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders,
-                              contentLength: Int?, into out: inout ByteBuffer) {
+    static func writeResponse(version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, into out: inout ByteBuffer) {
         out.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeString(String(status.code))
         out.writeStaticString(" ")
         out.writeString(status.reasonPhrase)
         out.writeStaticString("\r\n")
-        if let contentLength {
-            out.writeStaticString("content-length: ")
-            out.writeString(String(contentLength))
-            out.writeStaticString("\r\n")
-        }
         writeHeaders(headers, into: &out)
     }
 

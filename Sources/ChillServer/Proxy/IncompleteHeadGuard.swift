@@ -45,9 +45,10 @@ final class IncompleteHeadGuard: ChannelDuplexHandler {
         if mode == .all, state.partial {
             state.partial = false
             let answer = OpenAIError.requestHeadTimeout
-            let head = "HTTP/1.1 \(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\n"
-                + "content-length: \(answer.body.count)\r\nconnection: close\r\n\r\n"
-            let bytes = context.channel.allocator.buffer(bytes: Array(head.utf8) + answer.body)
+            let headers = HTTPHeaders([("content-type", "application/json"), ("content-length", String(answer.body.count)), ("connection", "close")])
+            var bytes = context.channel.allocator.buffer(capacity: 128 + answer.body.count)
+            HTTPHeadWriter.writeResponse(version: .http1_1, status: answer.status, headers: headers, into: &bytes)
+            bytes.writeBytes(answer.body)
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
         }
         context.close(mode: mode, promise: promise)

@@ -236,8 +236,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             let answer = OpenAIError.forParserError(error)
             var headers = answer.headers
             headers.add(name: "connection", value: "close")
+            headers.add(name: "content-length", value: String(answer.body.count))
             var out = context.channel.allocator.buffer(capacity: 256 + answer.body.count)
-            HTTPHeadWriter.writeResponse(version: .http1_1, status: answer.status, headers: headers, contentLength: answer.body.count, into: &out)
+            HTTPHeadWriter.writeResponse(version: .http1_1, status: answer.status, headers: headers, into: &out)
             out.writeBytes(answer.body)
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
@@ -628,7 +629,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let body = request.isHEAD ? [] : response.body
         var out = context.channel.allocator.buffer(capacity: 256 + body.count)
         HTTPHeadWriter.writeResponse(version: request.version == .http1_0 ? .http1_0 : .http1_1, status: response.status,
-                                     headers: headers, contentLength: nil, into: &out)
+                                     headers: headers, into: &out)
         out.writeBytes(body)
         finishResponse(last: out, recordMetrics: recordMetrics)
     }

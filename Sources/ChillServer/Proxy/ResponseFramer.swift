@@ -198,7 +198,7 @@ struct ChunkScanner {
                     guard digits < 15 else { throw ResponseFramer.FramingError.malformedChunk }
                     size = size << 4 | value
                     digits += 1
-                } else if digits > 0, byte == 0x3B || byte == 0x20 || byte == 0x09 {  // ; or whitespace before it
+                } else if digits > 0, byte == 0x3B || HeadScanner.isSpace(byte) {  // ; or whitespace before it
                     phase = .ext
                     ext = byte == 0x3B ? .start : .afterValue
                     lineBytes = 0
@@ -228,19 +228,19 @@ struct ChunkScanner {
             case .trailerStart:
                 // Trailer fields are header fields (the client parses them): a name, a colon, a value.
                 if byte == 0x0D { phase = .finalLF; continue }
-                guard ResponseHeadParser.isTokenByte(byte) else { throw ResponseFramer.FramingError.malformedChunk }
+                guard HeadScanner.isTokenByte(byte) else { throw ResponseFramer.FramingError.malformedChunk }
                 phase = .trailerName
                 lineBytes += 1
             case .trailerName:
                 lineBytes += 1
                 guard lineBytes <= Self.maxTrailerBytes else { throw ResponseFramer.FramingError.malformedChunk }
                 if byte == 0x3A { phase = .trailerValue; continue }
-                guard ResponseHeadParser.isTokenByte(byte) else { throw ResponseFramer.FramingError.malformedChunk }
+                guard HeadScanner.isTokenByte(byte) else { throw ResponseFramer.FramingError.malformedChunk }
             case .trailerValue:
                 lineBytes += 1
                 guard lineBytes <= Self.maxTrailerBytes else { throw ResponseFramer.FramingError.malformedChunk }
                 if byte == 0x0D { phase = .trailerLF; continue }
-                guard ResponseHeadParser.isFieldByte(byte) else { throw ResponseFramer.FramingError.malformedChunk }
+                guard HeadScanner.isFieldByte(byte) else { throw ResponseFramer.FramingError.malformedChunk }
             case .trailerLF:
                 guard byte == 0x0A else { throw ResponseFramer.FramingError.malformedChunk }
                 phase = .trailerStart
@@ -279,8 +279,8 @@ enum ExtensionSyntax {
     }
 
     func next(_ byte: UInt8) -> ExtensionSyntax? {
-        let space = byte == 0x20 || byte == 0x09
-        let token = ResponseHeadParser.isTokenByte(byte)
+        let space = HeadScanner.isSpace(byte)
+        let token = HeadScanner.isTokenByte(byte)
         switch self {
         case .start: return space ? .start : token ? .name : nil
         case .name: return token ? .name : byte == 0x3D ? .valueStart : byte == 0x3B ? .start : space ? .afterName : nil
@@ -290,8 +290,8 @@ enum ExtensionSyntax {
         case .quoted:
             if byte == 0x22 { return .afterValue }
             if byte == 0x5C { return .escaped }
-            return byte == 0x09 || (byte >= 0x20 && byte != 0x7F) ? .quoted : nil
-        case .escaped: return byte == 0x09 || (byte >= 0x20 && byte != 0x7F) ? .quoted : nil
+            return HeadScanner.isFieldByte(byte) ? .quoted : nil
+        case .escaped: return HeadScanner.isFieldByte(byte) ? .quoted : nil
         case .afterValue: return space ? .afterValue : byte == 0x3B ? .start : nil
         }
     }

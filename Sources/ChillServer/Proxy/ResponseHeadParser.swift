@@ -55,7 +55,7 @@ enum ResponseHeadParser {
             status = status * 10 + Int(raw[i] - 0x30)
         }
         guard status >= 100, statusEnd == 12 || raw[12] == 0x20 else { throw FramingError.malformedHead("bad status code") }
-        for i in 12..<statusEnd where !isFieldByte(raw[i]) { throw FramingError.malformedHead("control character in the reason phrase") }
+        for i in 12..<statusEnd where !HeadScanner.isFieldByte(raw[i]) { throw FramingError.malformedHead("control character in the reason phrase") }
         fields.status = status
 
         var lineStart = statusEnd + 2
@@ -71,18 +71,16 @@ enum ResponseHeadParser {
     private static func parseHeader(_ raw: UnsafeRawBufferPointer, _ line: Range<Int>, into fields: inout Fields) throws {
         var colon = line.lowerBound
         while colon < line.upperBound, raw[colon] != 0x3A {
-            guard isTokenByte(raw[colon]) else {
+            guard HeadScanner.isTokenByte(raw[colon]) else {
                 throw FramingError.malformedHead(colon == line.lowerBound ? "obsolete line folding" : "invalid header name")
             }
             colon += 1
         }
         guard colon < line.upperBound, colon > line.lowerBound else { throw FramingError.malformedHead("header line without a name and colon") }
-        var valueStart = colon + 1
-        var valueEnd = line.upperBound
-        for i in valueStart..<valueEnd where !isFieldByte(raw[i]) { throw FramingError.malformedHead("control character in a header value") }
-        while valueStart < valueEnd, raw[valueStart] == 0x20 || raw[valueStart] == 0x09 { valueStart += 1 }
-        while valueEnd > valueStart, raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-        let value = valueStart..<valueEnd
+        for i in (colon + 1)..<line.upperBound where !HeadScanner.isFieldByte(raw[i]) {
+            throw FramingError.malformedHead("control character in a header value")
+        }
+        let value = HeadScanner.trimmed(raw, (colon + 1)..<line.upperBound)
 
         switch HeadScanner.Header(raw, line.lowerBound..<colon) {
         case .contentLength:
@@ -121,10 +119,8 @@ enum ResponseHeadParser {
         while start < value.upperBound {
             var end = start
             while end < value.upperBound, raw[end] != 0x2C { end += 1 }
-            var a = start, b = end
-            while a < b, raw[a] == 0x20 || raw[a] == 0x09 { a += 1 }
-            while b > a, raw[b - 1] == 0x20 || raw[b - 1] == 0x09 { b -= 1 }
-            if a < b { body(a..<b) }
+            let token = HeadScanner.trimmed(raw, start..<end)
+            if !token.isEmpty { body(token) }
             start = end + 1
         }
     }
@@ -142,19 +138,5 @@ enum ResponseHeadParser {
             i += 1
         }
         return true
-    }
-
-    /// RFC 9110 §5.6.2 tchar.
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
-        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: true
-        default: false
-        }
-    }
-
-    /// Visible ASCII, space, tab and obs-text (RFC 9110 §5.5); no other control characters.
-    static func isFieldByte(_ byte: UInt8) -> Bool {
-        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
     }
 }

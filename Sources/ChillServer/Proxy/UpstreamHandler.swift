@@ -61,9 +61,7 @@ final class UpstreamHandler: ChannelDuplexHandler, @unchecked Sendable {  // tou
         for part in parts {
             guard case .byteBuffer(var body) = part else { continue }
             if out.readableBytes + body.readableBytes <= Self.coalesceLimit {
-                if chunked { HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &out) }
-                out.writeBuffer(&body)
-                if chunked { out.writeStaticString("\r\n") }
+                append(&body, to: &out)
             } else {
                 if out.readableBytes > 0 { context.write(wrapOutboundOut(out), promise: nil) }
                 out = context.channel.allocator.buffer(capacity: 16)
@@ -77,17 +75,26 @@ final class UpstreamHandler: ChannelDuplexHandler, @unchecked Sendable {  // tou
     func sendBody(_ body: ByteBuffer) {
         guard let context, body.readableBytes > 0 else { return }
         guard chunkedBody else { return context.write(wrapOutboundOut(body), promise: nil) }
-        var framed = context.channel.allocator.buffer(capacity: 20 + (body.readableBytes <= 4096 ? body.readableBytes : 0))
-        HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &framed)
         if body.readableBytes <= 4096 {
             var body = body
-            framed.writeBuffer(&body)
-            framed.writeStaticString("\r\n")
+            var framed = context.channel.allocator.buffer(capacity: 20 + body.readableBytes)
+            append(&body, to: &framed)
             return context.write(wrapOutboundOut(framed), promise: nil)
         }
-        context.write(wrapOutboundOut(framed), promise: nil)
+        var chunkHeader = context.channel.allocator.buffer(capacity: 20)
+        HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &chunkHeader)
+        context.write(wrapOutboundOut(chunkHeader), promise: nil)
         context.write(wrapOutboundOut(body), promise: nil)
         context.write(wrapOutboundOut(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
+    }
+
+    /// Appends `body` to `out`, in chunk framing when the request's body goes chunked. An empty part
+    /// is skipped: as a chunk it would read as the body's end.
+    private func append(_ body: inout ByteBuffer, to out: inout ByteBuffer) {
+        guard body.readableBytes > 0 else { return }
+        if chunkedBody { HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &out) }
+        out.writeBuffer(&body)
+        if chunkedBody { out.writeStaticString("\r\n") }
     }
 
     func sendEnd() {

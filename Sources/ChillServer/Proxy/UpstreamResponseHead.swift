@@ -79,8 +79,35 @@ enum HeadScanner {
 
         var isHopByHop: Bool { self == .hopByHop || self == .connection }
 
-        private static let hopByHopNames = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade",
-                                            "proxy-authenticate", "proxy-authorization"]
+        /// HeaderRewriting's list, less the two classified on their own.
+        private static let hopByHopNames = Array(HeaderRewriting.hopByHop.subtracting(["connection", "transfer-encoding"]))
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: true
+        default: false
+        }
+    }
+
+    /// Visible ASCII, space, tab and obs-text (RFC 9110 §5.5); no other control characters.
+    static func isFieldByte(_ byte: UInt8) -> Bool {
+        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    /// Optional whitespace (RFC 9110 §5.6.3): space or tab.
+    static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09
+    }
+
+    /// `range` without leading and trailing spaces and tabs.
+    static func trimmed(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
+        var start = range.lowerBound, end = range.upperBound
+        while start < end, isSpace(raw[start]) { start += 1 }
+        while end > start, isSpace(raw[end - 1]) { end -= 1 }
+        return start..<end
     }
 
     static func equalsLowercased(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: String) -> Bool {
