@@ -55,6 +55,63 @@ import Testing
         await chill.stop()
     }
 
+    /// A backend that writes raw responses: a head with two Content-Lengths for POST, and for GET a
+    /// whole response followed by bytes nobody asked for; it counts the connections it accepted.
+    static let malformedBackend = #"""
+    import socketserver, sys, json
+    connections = [0]
+    class H(socketserver.StreamRequestHandler):
+        def handle(self):
+            connections[0] += 1
+            while True:
+                line = self.rfile.readline()
+                if not line: return
+                length = 0
+                while True:
+                    h = self.rfile.readline()
+                    if h in (b"\r\n", b""): break
+                    if h.lower().startswith(b"content-length:"): length = int(h.split(b":")[1])
+                self.rfile.read(length)
+                path = line.split()[1]
+                if path == b"/health" or path == b"/count":
+                    body = json.dumps({"connections": connections[0]}).encode()
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                elif line.startswith(b"POST"):
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\n{}")
+                else:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n\r\n")
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+    """#
+
+    @Test(.timeLimit(.minutes(1)))
+    func aMalformedBackendResponseIs502AndBytesAfterAResponseRetireItsConnection() async throws {
+        let port = try VLLMSim.freePort()
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("malformed-backend-\(UUID().uuidString).py")
+        try Self.malformedBackend.write(to: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: script) }
+        let chill = try await E2EChill.start(
+            ["--backend", "process", "--command", "python3 \(script.path) \(port)", "--target-port", String(port),
+             "--idle-timeout", "5m", "--wake-timeout", "30s", "--served-model-name", E2E.model])
+        do {
+            let post = try await chill.request("POST", "/v1/chat/completions", body: E2E.chat())
+            #expect(post.status == 502, "\(post)")
+            #expect(try post.openAIError().code == "backend_closed_connection")
+            #expect(try post.openAIError().message.contains("more than one Content-Length"), "\(post)")
+
+            let before = try await chill.request("GET", "/count").json()["connections"] as? Int ?? 0
+            let junk = try await chill.request("GET", "/v1/junk")
+            #expect(junk.status == 200 && junk.text == "{}", "the response itself is whole: \(junk)")
+            let after = try await chill.request("GET", "/count").json()["connections"] as? Int ?? 0
+            #expect(after == before + 1, "the connection that carried the extra bytes was not reused (\(before) → \(after))")
+            #expect(try await chill.stats()["state"] as? String == "Ready", "the model still serves")
+        } catch {
+            await chill.stop()
+            throw error
+        }
+        await chill.stop()
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func aBackendThatDoesNotAnswerInTimeIs504() async throws {
         try await ProxyEndToEndTests.withProcessChill(
